@@ -1,0 +1,54 @@
+# Entry points. Every target sets up the environment first (idempotent: infra/setup.sh does
+# nothing when the lock is unchanged), so each works on a fresh clone.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+# A local mirror of the public data, used only when the official URL cannot be reached.
+MIRROR ?= ../shared/data
+export DVC_NO_ANALYTICS := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export GX_ANALYTICS_ENABLED := false
+export BENTOML_DO_NOT_TRACK := true
+export HF_HUB_DISABLE_TELEMETRY := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup data repro smoke test lock mlflow-ui serve bento prefect-server prefect-worker deploy retrain clean
+
+setup:
+	@bash infra/setup.sh
+
+data: setup  ## obtain the thesaurus dump (official URL, else $(MIRROR)) into data/
+	@tagflow fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
+
+repro: data  ## the main job: the whole pipeline on the profile named in params.yaml
+	dvc repro
+
+smoke: setup  ## benchmark: the smoke pipeline in a scratch clone (wall time, peak memory, no-op time)
+	$(BIN)/python benchmarks/pipeline.py --profile smoke
+
+test: setup  ## the test suite (uses the smoke profile; see tests/)
+	$(BIN)/pytest -q
+
+lock:  ## re-resolve infra/requirements/requirements.lock from requirements.in
+	bash infra/lock.sh
+
+mlflow-ui: setup  ## MLflow UI + tracking server on http://127.0.0.1:5000
+	bash infra/mlflow-server.sh
+
+serve: setup  ## the tagger service (champion model) on http://127.0.0.1:3000
+	bentoml serve services.tagger_service:Tagger --host 127.0.0.1 --port 3000
+
+bento: setup  ## package the service as a bento
+	bentoml build -f services/bentofile.yaml .
+
+prefect-server: setup  ## Prefect UI/API on http://127.0.0.1:4200
+	bash infra/prefect.sh server
+
+prefect-worker: setup  ## a process worker for the tagflow-process pool
+	bash infra/prefect.sh worker
+
+deploy: setup  ## register the nightly retrain deployment (cron) with the Prefect server
+	bash infra/prefect.sh deploy
+
+retrain: setup  ## one retrain flow run now (dvc pull, repro, push, registry decision)
+	$(BIN)/python -m flows.retrain

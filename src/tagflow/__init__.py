@@ -1,0 +1,1 @@
+"""tagflow: thesaurus-based document tagging and classification."""

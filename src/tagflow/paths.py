@@ -1,0 +1,13 @@
+"""Where each pipeline step reads and writes, relative to the project root. dvc.yaml names the
+same paths; keep the two in step."""
+CONCEPTS = "artifacts/thesaurus/concepts.parquet"
+SFT_DIR = "artifacts/sft"
+ADAPTER_DIR = "artifacts/tagger"
+RUN_FILE = "artifacts/tagger/run.json"
+PREDICTIONS = "artifacts/eval/predictions.jsonl"
+CONTRACTS_DIR = "reports/contracts"
+REGISTRY_REPORT = "reports/registry.json"
+METRICS_THESAURUS = "metrics/thesaurus.json"
+METRICS_SYNTH = "metrics/synth.json"
+METRICS_TRAIN = "metrics/train.json"
+METRICS_TAGGER = "metrics/tagger.json"

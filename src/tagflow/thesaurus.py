@@ -1,0 +1,196 @@
+"""SKOS thesaurus: parse a dump into a concept table, and index it for tagging.
+
+The concept table has one row per skos:Concept, keyed by URI (never by label or position):
+uri, pref_<lang>, alt_<lang> (list), broader/narrower/related (URI lists), micro_thesaurus,
+domain (URIs + English labels) and scope_note (English). It is written as Parquet.
+Nothing here is UNESCO-specific beyond reading `unescovoc:MicroThesaurus`/`Domain` when present.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+SKOS = "http://www.w3.org/2004/02/skos/core#"
+UNESCOVOC = "http://vocabularies.unesco.org/ontology#"
+ISO_THES = "http://purl.org/iso25964/skos-thes#"
+
+
+class ThesaurusError(ValueError):
+    """The dump cannot be turned into a concept table."""
+
+
+def parse_skos(path: str | Path, languages: list[str]) -> pd.DataFrame:
+    import rdflib
+    from rdflib.namespace import RDF, SKOS as S
+
+    path = Path(path)
+    if not path.exists():
+        raise ThesaurusError(f"{path}: thesaurus dump not found (run `tagflow fetch` first)")
+    if path.stat().st_size == 0:
+        raise ThesaurusError(f"{path}: thesaurus dump is empty (0 bytes)")
+    fmt = "xml" if path.suffix in {".rdf", ".xml", ".owl"} else "turtle"
+    graph = rdflib.Graph()
+    try:
+        graph.parse(path, format=fmt)
+    except Exception as exc:  # rdflib raises several parser-specific types
+        raise ThesaurusError(f"{path}: malformed {fmt} ({type(exc).__name__}: {exc})") from exc
+
+    concepts = sorted(set(graph.subjects(RDF.type, S.Concept)), key=str)
+    if not concepts:
+        raise ThesaurusError(f"{path}: parsed {len(graph)} triples but found no skos:Concept")
+
+    micro = set(graph.subjects(RDF.type, rdflib.URIRef(UNESCOVOC + "MicroThesaurus")))
+    groups = micro or set(graph.subjects(RDF.type, S.Collection))
+    member_of = {}
+    for group in sorted(groups, key=str):
+        for member in graph.objects(group, S.member):
+            member_of.setdefault(member, group)
+    super_group = rdflib.URIRef(ISO_THES + "superGroup")
+
+    def label(node, prop=S.prefLabel, lang="en") -> str:
+        values = [str(o) for o in graph.objects(node, prop) if getattr(o, "language", None) == lang]
+        return sorted(values)[0] if values else ""
+
+    def uris(node, prop) -> list[str]:
+        return sorted(str(o) for o in graph.objects(node, prop) if isinstance(o, rdflib.URIRef))
+
+    rows = []
+    for c in concepts:
+        row = {"uri": str(c)}
+        for lang in languages:
+            row[f"pref_{lang}"] = label(c, S.prefLabel, lang)
+            row[f"alt_{lang}"] = sorted(str(o) for o in graph.objects(c, S.altLabel)
+                                        if getattr(o, "language", None) == lang)
+        row["broader"] = uris(c, S.broader)
+        row["narrower"] = uris(c, S.narrower)
+        row["related"] = uris(c, S.related)
+        group = member_of.get(c)
+        domain = next(iter(sorted(graph.objects(group, super_group), key=str)), None) if group else None
+        row["micro_thesaurus"] = str(group) if group else ""
+        row["micro_thesaurus_label"] = label(group) if group else ""
+        row["domain"] = str(domain) if domain else ""
+        row["domain_label"] = label(domain) if domain else ""
+        row["scope_note"] = label(c, S.scopeNote)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    # SKOS states narrower as the inverse of broader; dumps often carry only one side.
+    _symmetrize_hierarchy(table)
+    if (table["pref_en"] == "").all():
+        raise ThesaurusError(f"{path}: no concept has an English skos:prefLabel")
+    return table
+
+
+def _symmetrize_hierarchy(table: pd.DataFrame) -> None:
+    broader = {u: set(b) for u, b in zip(table["uri"], table["broader"])}
+    narrower = {u: set(n) for u, n in zip(table["uri"], table["narrower"])}
+    for child, parents in list(broader.items()):
+        for parent in parents:
+            narrower.setdefault(parent, set()).add(child)
+    for parent, children in list(narrower.items()):
+        for child in children:
+            broader.setdefault(child, set()).add(parent)
+    table["broader"] = [sorted(broader.get(u, ())) for u in table["uri"]]
+    table["narrower"] = [sorted(narrower.get(u, ())) for u in table["uri"]]
+
+
+def table_stats(table: pd.DataFrame) -> dict:
+    return {
+        "concepts": int(len(table)),
+        "with_pref_en": int((table["pref_en"] != "").sum()),
+        "alt_labels": int(sum(len(v) for col in table if col.startswith("alt_") for v in table[col])),
+        "broader_links": int(table["broader"].map(len).sum()),
+        "related_links": int(table["related"].map(len).sum()),
+        "micro_thesauri": int(table.loc[table["micro_thesaurus"] != "", "micro_thesaurus"].nunique()),
+        "domains": int(table.loc[table["domain"] != "", "domain"].nunique()),
+        "top_concepts": int((table["broader"].map(len) == 0).sum()),
+    }
+
+
+def write_table(table: pd.DataFrame, out: str | Path, stats_path: str | Path | None = None) -> None:
+    from .io import atomic_path
+
+    with atomic_path(out) as tmp:
+        table.to_parquet(tmp, index=False)
+    if stats_path:
+        from .io import write_json
+        write_json(stats_path, table_stats(table))
+
+
+def normalize(label: str) -> str:
+    """Match key for labels: case, accents-as-written, spacing and punctuation folded."""
+    text = unicodedata.normalize("NFKC", label).casefold().strip()
+    text = re.sub(r"[\s_\-–—]+", " ", text)
+    return re.sub(r"[\"'`.,;:!?()\[\]]", "", text).strip()
+
+
+@dataclass(frozen=True)
+class Concept:
+    uri: str
+    label: str  # English preferred label
+
+
+class Thesaurus:
+    """Lookup structure over the concept table: label -> URI, and the broader graph."""
+
+    def __init__(self, table: pd.DataFrame):
+        self.table = table
+        self.label = dict(zip(table["uri"], table["pref_en"]))
+        self.broader = {u: list(b) for u, b in zip(table["uri"], table["broader"])}
+        self.micro = dict(zip(table["uri"], table["micro_thesaurus"]))
+        self.related = {u: list(r) for u, r in zip(table["uri"], table["related"])}
+        self.narrower = {u: list(n) for u, n in zip(table["uri"], table["narrower"])}
+        # Preferred labels win over alternative ones when both normalize to the same key.
+        self._index: dict[str, str] = {}
+        alt_cols = [c for c in table.columns if c.startswith("alt_")]
+        pref_cols = [c for c in table.columns if c.startswith("pref_")]
+        for col in alt_cols:
+            for uri, labels in zip(table["uri"], table[col]):
+                for lab in labels:
+                    self._index.setdefault(normalize(lab), uri)
+        for col in reversed(pref_cols):  # pref_en last so English wins
+            for uri, lab in zip(table["uri"], table[col]):
+                if lab:
+                    self._index[normalize(lab)] = uri
+        self._ancestors: dict[str, frozenset[str]] = {}
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Thesaurus":
+        return cls(pd.read_parquet(path))
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def __contains__(self, uri: str) -> bool:
+        return uri in self.label
+
+    def resolve(self, label: str) -> str | None:
+        """URI for a label in any language (preferred or alternative), else None."""
+        return self._index.get(normalize(label))
+
+    def is_pref_label(self, label: str) -> bool:
+        uri = self.resolve(label)
+        return uri is not None and normalize(self.label[uri]) == normalize(label)
+
+    def ancestors(self, uri: str) -> frozenset[str]:
+        if uri not in self._ancestors:
+            seen: set[str] = set()
+            stack = list(self.broader.get(uri, ()))
+            while stack:
+                parent = stack.pop()
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.extend(self.broader.get(parent, ()))
+            self._ancestors[uri] = frozenset(seen)
+        return self._ancestors[uri]
+
+    def prune_hierarchy(self, uris: list[str]) -> list[str]:
+        """Drop any concept that is an ancestor of another one in the list (keep the specific
+        term); siblings and related concepts stay. Order is preserved."""
+        chosen = set(uris)
+        redundant = set().union(*(self.ancestors(u) for u in chosen)) if chosen else set()
+        return [u for u in uris if u not in redundant]
+
