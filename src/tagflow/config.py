@@ -81,7 +81,7 @@ class TaggerConfig:
     chunk_chars: int = _f(3000, "characters per chunk for long documents")
     chunk_overlap: int = _f(500, "overlap between consecutive chunks")
     top_n: int = _f(10, "keywords returned per document")
-    max_new_tokens: int = _f(64, "generation budget per chunk")
+    max_new_tokens: int = _f(96, "generation budget per chunk")
     batch_size: int = _f(8, "chunks generated together")
 
 
