@@ -34,7 +34,7 @@ def check_concepts() -> None:
 
     from tagflow.contracts import check_concepts as check
 
-    check(pd.read_parquet(paths.CONCEPTS), Path(paths.CONTRACTS_DIR) / "concepts")
+    check(pd.read_parquet(paths.CONCEPTS), paths.CONTRACTS_DIR)  # writes <dir>/concepts/
 
 
 @flow(name="thesaurus")
@@ -76,7 +76,7 @@ def validate_flow(params: str = "params.yaml") -> None:
     expected = {"train": cfg.synth.n_train, "val": cfg.synth.n_val, "test": cfg.synth.n_test}
     report = task(check_splits, cache_policy=NONE)(
         paths.SFT_DIR, pd.read_parquet(paths.CONCEPTS), cfg.contracts, expected,
-        Path(paths.CONTRACTS_DIR) / "splits")
+        paths.CONTRACTS_DIR)  # writes <dir>/splits/
     get_run_logger().info("%d expectations passed; report %s", len(report.results), report.html_path)
 
 

@@ -37,7 +37,7 @@ class TeacherConfig:
     model: str = _f("embedded:smollm2-135m-instruct", "model id: embedded:<name>, hub name or local dir")
     base_url: str = _f("http://127.0.0.1:11434/v1", "OpenAI-compatible base URL (kind=openai)")
     temperature: float = _f(0.7, "sampling temperature")
-    max_new_tokens: int = _f(420, "token budget per document")
+    max_new_tokens: int = _f(360, "token budget per document")
     batch_size: int = _f(8, "documents generated together")
 
 
@@ -119,6 +119,8 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     for key, value in (overlay or {}).items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], value)
+        elif isinstance(value, dict) and key in out:
+            raise ConfigError(f"section {key!r} must be a mapping, got {out[key]!r}")
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -137,9 +139,10 @@ def _build(cls: type, data: dict, where: str) -> Any:
         kind = hints[name]
         if dataclasses.is_dataclass(kind):
             kwargs[name] = _build(kind, value, f"{where}.{name}")
-        elif kind is float and isinstance(value, int):
+        elif kind is float and isinstance(value, int) and not isinstance(value, bool):
             kwargs[name] = float(value)
-        elif kind in (int, float, str, bool) and not isinstance(value, kind):
+        elif kind in (int, float, str, bool, list) and (
+                not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
             raise ConfigError(f"{where}.{name}: expected {kind.__name__}, got {value!r}")
         else:
             kwargs[name] = value

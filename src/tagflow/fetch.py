@@ -3,6 +3,7 @@ given (air-gapped machines, CI). Downloads land in a temporary file and are chec
 replace anything, so a failed or truncated fetch never clobbers a good dump."""
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -18,7 +19,10 @@ def _looks_like_rdf(path: Path) -> str | None:
     head = path.read_bytes()[:4096].lstrip()
     if not head:
         return "empty file"
-    if head.startswith((b"@prefix", b"@base", b"PREFIX", b"<", b"#")):
+    lowered = head[:200].lower()
+    if lowered.startswith((b"<!doctype html", b"<html")) or b"<html" in lowered:
+        return "is an HTML page, not a thesaurus dump"
+    if head.startswith((b"@prefix", b"@base", b"PREFIX", b"<?xml", b"<rdf:RDF", b"#")):
         return None
     return f"does not look like Turtle/RDF (starts with {head[:40]!r})"
 
@@ -40,7 +44,9 @@ def _download(url: str, dest: Path, timeout: float) -> None:
 def _from_mirror(mirror: Path, dest: Path) -> Path:
     """Newest dated dump in <mirror>/unesco-thesaurus/ (or in <mirror> itself)."""
     for folder in (mirror / "unesco-thesaurus", mirror):
-        candidates = sorted(folder.glob("unesco-thesaurus*.ttl"))
+        # dated dumps (unesco-thesaurus-YYYY-MM-DD.ttl) sort by date; an undated one comes first
+        candidates = sorted(folder.glob("unesco-thesaurus*.ttl"),
+                            key=lambda p: (bool(re.search(r"\d{4}-\d{2}-\d{2}", p.name)), p.name))
         if candidates:
             with atomic_path(dest) as tmp:
                 shutil.copyfile(candidates[-1], tmp)

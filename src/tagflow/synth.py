@@ -54,7 +54,8 @@ def sample_concept_set(th: Thesaurus, rng: random.Random, k_min: int, k_max: int
     rng.shuffle(same_group)
     rng.shuffle(members)
     chosen: list[str] = [seed]
-    for uri in same_group + [u for u in near if u not in same_group] + members:
+    # neighbours in the seed's micro-thesaurus, then its other members, then other neighbours
+    for uri in same_group + members + [u for u in near if u not in same_group]:
         if len(chosen) == k:
             break
         if uri in chosen:
@@ -84,9 +85,14 @@ HEADING = re.compile(r"^\s*(#+|title:|\*\*)[^\n]*\n", re.IGNORECASE)
 
 
 def clean_document(text: str) -> str:
-    """Drop chat preambles ("Here's an article about...:") and a leading title line."""
+    """Drop chat preambles ("Here's an article about...:") and a leading title line, and cut a
+    sentence the token budget left unfinished."""
     text = HEADING.sub("", PREAMBLE.sub("", text.strip()))
-    return re.sub(r"[ \t]+", " ", text).strip()
+    text = re.sub(r"[ \t]+", " ", text).strip()
+    last_stop = max(text.rfind(". "), text.rfind(".\n"), text.rfind("!"), text.rfind("?"))
+    if text and text[-1] not in ".!?\"'" and last_stop > len(text) // 2:
+        text = text[:last_stop + 1]
+    return text
 
 
 def verbatim_share(text: str, labels: list[str]) -> float:

@@ -39,17 +39,24 @@ def chunk_text(text: str, size: int, overlap: int) -> list[str]:
 
 
 def parse_keywords(raw: str) -> list[str] | None:
-    """The model must answer a JSON array of strings; None when it did not."""
-    match = re.search(r"\[.*\]", raw, flags=re.DOTALL)
-    if not match:
-        return None
-    try:
-        value = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        return None
-    return [v.strip() for v in value if v.strip()]
+    """The model must answer a JSON array of strings; None when it did not. The whole answer is
+    tried first, then the first array that decodes on its own (models add chatter after it).
+    An object holding an array is not an array answer."""
+    text = raw.strip()
+    candidates = [text] + [text[m.start():] for m in re.finditer(r"\[", text)]
+    decoder = json.JSONDecoder()
+    for candidate in candidates:
+        try:
+            value, _ = decoder.raw_decode(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                return None
+            return [v.strip() for v in value if v.strip()]
+        if candidate is text:
+            return None  # the answer is valid JSON but not an array
+    return None
 
 
 @dataclass
@@ -77,13 +84,14 @@ def aggregate(per_chunk: list[list[str]], th: Thesaurus, top_n: int) -> tuple[li
     first_seen: dict[str, int] = {}
     unknown, duplicates = [], 0
     for labels in per_chunk:
-        seen_here: set[str] = set()
+        seen_here: set[str] = set()  # labels and URIs already counted in this chunk
         for lab in labels:
-            if normalize(lab) in seen_here:
+            uri = th.resolve(lab)
+            key = uri or normalize(lab)
+            if key in seen_here:  # same label twice, or two labels of one concept
                 duplicates += 1
                 continue
-            seen_here.add(normalize(lab))
-            uri = th.resolve(lab)
+            seen_here.add(key)
             if uri is None:
                 unknown.append(lab)
                 continue
@@ -114,7 +122,9 @@ class Tagger:
         return outputs
 
     def tag_many(self, texts: list[str], top_n: int | None = None) -> list[TagResult]:
-        top_n = top_n or self.cfg.top_n
+        top_n = self.cfg.top_n if top_n is None else top_n
+        if top_n < 1:
+            raise ValueError(f"top_n must be at least 1, got {top_n}")
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise EmptyDocumentError(f"document {i} is empty: nothing to tag")

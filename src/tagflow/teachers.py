@@ -55,7 +55,7 @@ class OpenAITeacher:
         for attempt in range(1, self.retries + 1):
             try:
                 resp = self.client.post("/chat/completions", json=body)
-                if resp.status_code < 500:
+                if resp.status_code < 500 and resp.status_code != 429:  # 429: rate limited, retry
                     resp.raise_for_status()
                     return resp.json()["choices"][0]["message"]["content"] or ""
                 error = f"HTTP {resp.status_code}: {resp.text[:200]}"
@@ -73,6 +73,8 @@ class OpenAITeacher:
     def write(self, prompts: list[Messages], seed: int) -> list[str]:
         from concurrent.futures import ThreadPoolExecutor
 
+        if not prompts:
+            return []
         with ThreadPoolExecutor(max_workers=min(8, len(prompts))) as pool:
             return list(pool.map(lambda ip: self._one(ip[1], seed + ip[0]), enumerate(prompts)))
 

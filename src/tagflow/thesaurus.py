@@ -77,7 +77,8 @@ def parse_skos(path: str | Path, languages: list[str]) -> pd.DataFrame:
         row["scope_note"] = label(c, S.scopeNote)
         rows.append(row)
     table = pd.DataFrame(rows)
-    # SKOS states narrower as the inverse of broader; dumps often carry only one side.
+    # SKOS states narrower as the inverse of broader and related as symmetric; dumps often
+    # carry only one side of each.
     _symmetrize_hierarchy(table)
     if (table["pref_en"] == "").all():
         raise ThesaurusError(f"{path}: no concept has an English skos:prefLabel")
@@ -95,6 +96,11 @@ def _symmetrize_hierarchy(table: pd.DataFrame) -> None:
             broader.setdefault(child, set()).add(parent)
     table["broader"] = [sorted(broader.get(u, ())) for u in table["uri"]]
     table["narrower"] = [sorted(narrower.get(u, ())) for u in table["uri"]]
+    related = {u: set(r) for u, r in zip(table["uri"], table["related"])}
+    for uri, others in list(related.items()):
+        for other in others:
+            related.setdefault(other, set()).add(uri)  # skos:related is symmetric
+    table["related"] = [sorted(related.get(u, ())) for u in table["uri"]]
 
 
 def table_stats(table: pd.DataFrame) -> dict:
