@@ -12,13 +12,15 @@ export BENTOML_DO_NOT_TRACK := true
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup data repro smoke test lock mlflow-ui serve bento prefect-server prefect-worker deploy retrain clean
+.PHONY: setup data repro smoke test lock mlflow-ui serve bento prefect-server prefect-worker deploy retrain
 
 setup:
 	@bash infra/setup.sh
 
 data: setup  ## obtain the thesaurus dump (official URL, else $(MIRROR)) into data/
 	@tagflow fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
+	@dvc status data.dvc | grep -q "modified" && echo "note: data/ differs from the version in \
+	data.dvc (a new dump?); record it with: dvc add data && git commit data.dvc" || true
 
 repro: data  ## the main job: the whole pipeline on the profile named in params.yaml
 	dvc repro

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,9 +24,6 @@ VENV_BIN = Path(sys.executable).parent
 POOL = "tagflow-process"
 DEPLOYMENT = "retrain/nightly"
 DECISION = {"promoted": True, "version": "3", "reasons": ["f1_doc improved"]}
-# sqlalchemy 2.1 rejects the bulk insert Prefect 3.8.8's scheduler uses for scheduled runs (the
-# `state` hybrid property has no bulk setter), so the server never creates cron runs.
-SCHEDULER_BROKEN = tuple(int(p) for p in sqlalchemy.__version__.split(".")[:2]) >= (2, 1)
 
 # `flows` is a top-level package of the repository, not of the installed library.
 if str(ROOT) not in sys.path:
@@ -301,10 +297,6 @@ def scheduler_failed(server: PrefectServer) -> bool:
     return any("ERROR" in line and "schedul" in line for line in lines)
 
 
-@pytest.mark.xfail(
-    SCHEDULER_BROKEN, strict=True, raises=AssertionError,
-    reason="Prefect 3.8.8's scheduler cannot insert runs with sqlalchemy>=2.1 (pin sqlalchemy<2.1)",
-)
 def test_server_schedules_the_next_nightly_run(deployed, prefect_client_settings):
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
