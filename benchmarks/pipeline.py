@@ -64,12 +64,13 @@ def main() -> None:
                                              dest, log), 1)
         figures["repro_peak_rss_mb"] = round(int(rss_file.read_text()) / 1024, 1)
         figures["noop_repro_seconds"] = round(run(["dvc", "repro"], dest, log), 2)
-        # One training parameter changed: which stages become stale?
+        # One training parameter changed: which stages does DVC see as changed? (Downstream
+        # stages then rerun only if that stage's outputs change.)
         params = dest / "params.yaml"
         original = params.read_text()
         params.write_text(original.replace("  learning_rate: 2.0e-4", "  learning_rate: 1.0e-4", 1))
         status = subprocess.run(["dvc", "status", "--json"], cwd=dest, capture_output=True, text=True, env=ENV)
-        figures["stale_after_lr_change"] = sorted(json.loads(status.stdout or "{}"))
+        figures["changed_after_lr_change"] = sorted(json.loads(status.stdout or "{}"))
         params.write_text(original)
     for name in ("tagger", "synth", "train", "thesaurus"):
         path = dest / "metrics" / f"{name}.json"
