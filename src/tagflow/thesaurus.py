@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -131,12 +130,6 @@ def normalize(label: str) -> str:
     text = unicodedata.normalize("NFKC", label).casefold().strip()
     text = re.sub(r"[\s_\-–—]+", " ", text)
     return re.sub(r"[\"'`.,;:!?()\[\]]", "", text).strip()
-
-
-@dataclass(frozen=True)
-class Concept:
-    uri: str
-    label: str  # English preferred label
 
 
 class Thesaurus:
