@@ -18,7 +18,7 @@ setup:
 	@bash infra/setup.sh
 
 data: setup  ## obtain the thesaurus dump (official URL, else $(MIRROR)) into data/
-	@tagflow fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
+	@tagflow thesaurus fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
 	@dvc status data.dvc | grep -q "modified" && echo "note: data/ differs from the version in \
 	data.dvc (a new dump?); record it with: dvc add data && git commit data.dvc" || true
 

@@ -1,0 +1,82 @@
+"""`tagflow`: one root command, one group per model family, plus the registry commands.
+
+    tagflow thesaurus fetch|build          the thesaurus dump and its concept table
+    tagflow tagger synth|validate|train|evaluate|register|tag|backends
+    tagflow models | promote | rollback    any family's registered model (--model NAME)
+    tagflow profile smoke|cpu|gpu          switch the parameter set in params.yaml
+    tagflow mlflow-server                  MLflow UI + tracking server on 127.0.0.1
+
+Each dvc.yaml stage runs one command, which runs one Prefect flow (flows/<family>.py) over one
+family module. Problems the user can fix (tagflow.core.errors.TagflowError) print one line and
+exit with status 2; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..core.errors import TagflowError
+
+
+class Failed(Exception):
+    def __init__(self, where: str, error: TagflowError):
+        super().__init__(str(error))
+        self.where, self.error = where, error
+
+
+class Command(click.Command):
+    """Turns a TagflowError into a one-line message naming the command that failed."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TagflowError as exc:
+            raise Failed(ctx.command_path, exc) from exc
+
+
+class Group(click.Group):
+    command_class = Command
+    group_class = type  # sub-groups are Groups too
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--params", default="params.yaml", show_default=True, help="parameters file")
+@click.pass_context
+def cli(ctx: click.Context, params: str) -> None:
+    """tagflow: thesaurus-based document tagging and classification, from data to served model."""
+    ctx.obj = {"params": params}
+
+
+def _register_groups() -> None:
+    from . import models, project, tagger, thesaurus  # noqa: F401 (each adds its commands)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..core.contracts import ContractError
+    from ..core.log import configure
+
+    configure()
+    _register_groups()
+    try:
+        cli.main(args=argv, prog_name="tagflow", standalone_mode=False)
+    except Failed as failed:
+        if isinstance(failed.error, ContractError):  # the failed expectations were logged above
+            report = getattr(failed.error.report, "html_path", None) or "the log above"
+            print(f"{failed.where}: data contract violated; see {report}", file=sys.stderr)
+        else:
+            print(f"{failed.where}: error: {failed.error}", file=sys.stderr)
+        return 2
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

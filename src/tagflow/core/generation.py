@@ -1,0 +1,28 @@
+"""Batched chat generation with a transformers causal LM: the one loop that teachers (sampling)
+and the LLM tagger backend (greedy) share. Prompts are left-padded by the tokenizer (see
+`core.models.load_causal_lm`), so one batch may mix lengths."""
+from __future__ import annotations
+
+Messages = list[dict]
+
+
+def generate_chat(tok, model, conversations: list[Messages], *, max_new_tokens: int,
+                  batch_size: int, sample: bool = False, temperature: float = 1.0,
+                  seed: int | None = None, **generate_kwargs) -> list[str]:
+    """One decoded answer per conversation, in order. `seed` (sampling) seeds each batch alike."""
+    import torch
+
+    outputs: list[str] = []
+    for i in range(0, len(conversations), max(1, batch_size)):
+        batch = conversations[i:i + max(1, batch_size)]
+        enc = tok.apply_chat_template(batch, add_generation_prompt=True, return_tensors="pt",
+                                      padding=True, return_dict=True).to(model.device)
+        if seed is not None:
+            torch.manual_seed(seed)
+        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=sample, pad_token_id=tok.pad_token_id)
+        if sample:
+            kwargs["temperature"] = temperature
+        with torch.inference_mode():
+            out = model.generate(**enc, **kwargs, **generate_kwargs)
+        outputs += tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return outputs

