@@ -7,7 +7,7 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 
 from tagflow.config import load_config
-from tagflow.tagger import contracts, evaluate, register, sft, synth
+from tagflow.tagger import contracts, evaluate, fit, register, sft, synth
 
 stage_task = task(cache_policy=NONE)  # DVC, not Prefect, decides what is stale
 
@@ -25,6 +25,11 @@ def validate_flow(params: str = "params.yaml") -> None:
 @flow(name="tagger-train")
 def train_flow(params: str = "params.yaml") -> dict:
     return stage_task(sft.run)(load_config(params))
+
+
+@flow(name="tagger-fit")
+def fit_flow(params: str = "params.yaml") -> dict:
+    return stage_task(fit.run)(load_config(params))
 
 
 @flow(name="tagger-evaluate")

@@ -19,7 +19,7 @@ restart. Replacing an already loaded champion does need a restart (a deliberate 
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import bentoml
 from pydantic import AfterValidator, BaseModel, Field
@@ -46,6 +46,10 @@ Text = Annotated[str, Field(strict=True, description=f"document text, at most {M
                  AfterValidator(_not_blank)]
 TopN = Annotated[int, Field(strict=True, ge=1, le=MAX_TOP_N,
                             description="concepts to return (default: the model's own top_n)")]
+
+
+Refine = Literal["none", "specific", "balanced", "broad"]   # see tagflow.tagger.pipeline.refine
+Lang = Literal["en", "fr", "es", "ar", "ru"]
 
 
 class ConceptOut(BaseModel):
@@ -81,13 +85,15 @@ class Tagger:
         # (unreachable registry, broken model) stops the start-up with its own message.
         self.champion.try_load(at_startup=True)
 
-    def _predict(self, texts: list[str], top_n: int | None) -> list[list[ConceptOut]] | JSONResponse:
+    def _predict(self, texts: list[str], top_n: int | None, refine: str | None = None,
+                 lang: str | None = None) -> list[list[ConceptOut]] | JSONResponse:
         model = self.champion.get()
         if model is None:
             return error(503, self.champion.missing_reason or "no champion model is loaded")
         import pandas as pd
-        # No top_n: the model applies its own (its card's), exactly as evaluation measured it.
-        params = {} if top_n is None else {"top_n": top_n}
+        # What the request leaves out, the model decides (its card's settings), exactly as
+        # evaluation measured it.
+        params = {k: v for k, v in {"top_n": top_n, "refine": refine, "lang": lang}.items() if v is not None}
         rows = list(model.predict(pd.DataFrame({"text": texts}), params=params))
         if len(rows) != len(texts):
             raise RuntimeError(f"model returned {len(rows)} results for {len(texts)} texts")
@@ -98,23 +104,26 @@ class Tagger:
         return ModelRef(name=self.champion.model_name, version=self.champion.version)
 
     @bentoml.api(route="/tag")
-    def tag(self, text: Text, top_n: TopN | None = None) -> TagResponse:
-        """Keywords (thesaurus concepts) for one document, best first."""
+    def tag(self, text: Text, top_n: TopN | None = None, refine: Refine | None = None,
+            lang: Lang | None = None) -> TagResponse:
+        """Keywords (thesaurus concepts) for one document, best first. `refine` resolves
+        parent/child pairs (none, specific, balanced, broad); `lang` picks the labels' language."""
         if len(text) > MAX_TEXT_CHARS:
             return too_large(len(text), MAX_TEXT_CHARS)
-        result = self._predict([text], top_n)
+        result = self._predict([text], top_n, refine, lang)
         if isinstance(result, JSONResponse):
             return result
         return TagResponse(keywords=result[0], model=self._model_ref())
 
     @bentoml.api(route="/tag_batch")
     def tag_batch(self, texts: Annotated[list[Text], Field(min_length=1, max_length=MAX_BATCH_TEXTS)],
-                  top_n: TopN | None = None) -> BatchResponse:
+                  top_n: TopN | None = None, refine: Refine | None = None,
+                  lang: Lang | None = None) -> BatchResponse:
         """Keywords for several documents in one call (results in the order of `texts`)."""
         total = sum(len(t) for t in texts)
         if total > MAX_TEXT_CHARS:
             return too_large(total, MAX_TEXT_CHARS)
-        result = self._predict(texts, top_n)
+        result = self._predict(texts, top_n, refine, lang)
         if isinstance(result, JSONResponse):
             return result
         return BatchResponse(results=[DocumentKeywords(keywords=k) for k in result], model=self._model_ref())

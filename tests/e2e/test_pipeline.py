@@ -68,16 +68,35 @@ def test_pipeline_writes_metrics_and_gates_the_model(project):
         assert len((dest / f"artifacts/sft/{split}.jsonl").read_text().splitlines()) == n
     metrics = json.loads((dest / "metrics/tagger.json").read_text())
     for key in ("f1_doc", "precision_doc", "recall_doc", "f1_micro", "valid_json_rate",
-                "out_of_thesaurus_rate", "duplicate_rate"):
+                "out_of_thesaurus_rate", "duplicate_rate", "f1_at_5", "ndcg_at_5", "hf1_doc",
+                "f1_doc_ci_low", "f1_doc_ci_high"):
         assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["f1_doc_ci_low"] <= metrics["f1_doc"] <= metrics["f1_doc_ci_high"]
     decision = json.loads((dest / "reports/registry.json").read_text())
     assert decision["promoted"] is True and decision["version"] == "1"  # smoke gate target is 0.0
     assert (dest / "reports/contracts/splits/report.html").exists()
     assert json.loads((dest / "metrics/contracts_splits.json").read_text())["failed"] == 0
+    assert json.loads((dest / "artifacts/backend/fit.json").read_text())["backend"] == "llm"
     assert (dest / "artifacts/tagger/adapter_config.json").exists()
     prompt = "Extract UNESCO Thesaurus keywords from this text:\n\n{text}"
     assert json.loads((dest / "artifacts/sft/meta.json").read_text()) == {"prompt": prompt}
     assert json.loads((dest / "artifacts/tagger/tagger.json").read_text())["prompt"] == prompt
+
+
+def test_dev_set_concepts_exist_in_the_dump(project):
+    """The hand-indexed dev set against the real concept table: every gold URI exists, its label
+    is the English preferred label, and no document pairs a concept with one of its ancestors."""
+    import pandas as pd
+
+    from tagflow.thesaurus import Thesaurus
+
+    dest, _ = project
+    th = Thesaurus(pd.read_parquet(dest / "artifacts/thesaurus/concepts.parquet"))
+    for f in sorted((dest / "devsets/tagger").glob("*.jsonl")):
+        for row in map(json.loads, f.read_text().splitlines()):
+            assert all(u in th for u in row["uris"]), row["id"]
+            assert [th.label[u] for u in row["uris"]] == row["labels"], row["id"]
+            assert th.prune_hierarchy(row["uris"]) == row["uris"], row["id"]
 
 
 def test_mlflow_run_records_lineage(project):

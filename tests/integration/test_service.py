@@ -159,6 +159,8 @@ def test_docs_ui_and_openapi_describe_the_endpoints(server):
     ({"text": "museum", "top_n": "5"}, ['"top_n"', "integer"]),
     ({"text": "museum", "top_n": 2.5}, ['"top_n"', "integer"]),
     ({"text": "museum", "top_n": True}, ['"top_n"', "integer"]),
+    ({"text": "museum", "refine": "deepest"}, ['"refine"', "'specific'"]),
+    ({"text": "museum", "lang": "de"}, ['"lang"', "'fr'"]),
 ])
 def test_invalid_requests_get_400_naming_the_problem(server, payload, expected):
     resp = server.post("/tag", payload)

@@ -20,7 +20,7 @@ def test_llm_is_registered():
 
 
 def test_unknown_backend():
-    with pytest.raises(ConfigError, match=r"unknown tagger backend 'nope'; known: \['llm'"):
+    with pytest.raises(ConfigError, match=r"unknown tagger backend 'nope'; known: \['embedding', 'ensemble', 'lexical', 'llm'\]"):
         backends.get_backend("nope")
 
 

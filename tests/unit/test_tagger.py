@@ -116,10 +116,10 @@ def uris(keywords):
     return [k.uri for k in keywords]
 
 
-def aggregate_labels(label_chunks, th, top_n, drop_ancestors=True):
+def aggregate_labels(label_chunks, th, top_n, strategy="specific"):
     """(concepts, unknown labels, duplicates) for the labels each chunk answered."""
     per_chunk = [resolve_labels(labels, th) for labels in label_chunks]
-    return (aggregate(per_chunk, th, top_n, drop_ancestors),
+    return (aggregate(per_chunk, th, top_n, strategy),
             [u for c in per_chunk for u in c.unknown], sum(c.duplicates for c in per_chunk))
 
 
@@ -168,7 +168,7 @@ def test_no_chunks(th):
 
 def test_ancestors_kept_when_refinement_is_off(th):
     chunks = [["Education", "Higher education", "Universities"]]
-    assert uris(aggregate_labels(chunks, th, 10, drop_ancestors=False)[0]) == [C[1], C[2], C[3]]
+    assert uris(aggregate_labels(chunks, th, 10, strategy="none")[0]) == [C[1], C[2], C[3]]
 
 
 def test_one_vote_per_concept_per_chunk(th):

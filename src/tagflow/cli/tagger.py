@@ -26,37 +26,93 @@ def _stage(name: str, help: str):
 _stage("synth", "Generate the synthetic SFT splits with the teacher LLM (stage tagger_synth).")
 _stage("validate", "Check the splits' data contract with Great Expectations (stage tagger_validate).")
 _stage("train", "Fine-tune the tagger: TRL SFT + LoRA (stage tagger_train).")
+_stage("fit", "Fit the configured backend on the synthetic splits (stage tagger_fit).")
 _stage("evaluate", "Score the tagger on the configured split (stage tagger_evaluate).")
 _stage("register", "Log the model with its card, register it and apply the gate (stage tagger_register).")
 
 
+def read_documents(file: str) -> tuple[list[dict], bool]:
+    """(documents, batch?): a JSONL file of {"id", "text"} is a batch; a text or HTML file (or -
+    for stdin) one document."""
+    from ..core.errors import DataError
+    from ..core.io import read_jsonl
+
+    if file == "-":
+        return [{"id": "stdin", "text": sys.stdin.read()}], False
+    path = Path(file)
+    if not path.is_file():
+        raise DataError(f"{file}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows = read_jsonl(path)
+        for n, row in enumerate(rows, 1):
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise DataError(f"{file}:{n}: each line needs a \"text\" string (and optionally \"id\")")
+        return [{"id": row.get("id", str(n)), "text": row["text"]} for n, row in enumerate(rows, 1)], True
+    if suffix in (".pdf", ".docx", ".doc", ".odt"):
+        raise DataError(f"{file}: {suffix} documents are not read yet; convert to text or HTML first")
+    text = path.read_text(errors="replace")
+    if suffix in (".html", ".htm"):
+        text = html_to_text(text)
+    return [{"id": path.stem, "text": text}], False
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML page (scripts, styles and markup dropped), stdlib only."""
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.parts, self.skip = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            self.skip += tag in ("script", "style", "noscript", "template")
+
+        def handle_endtag(self, tag):
+            self.skip -= tag in ("script", "style", "noscript", "template") and self.skip > 0
+
+        def handle_data(self, data):
+            if not self.skip and data.strip():
+                self.parts.append(data.strip())
+
+    parser = Text()
+    parser.feed(html)
+    return "\n".join(parser.parts)
+
+
 @tagger.command()
 @click.argument("file", type=click.Path(allow_dash=True))
-@click.option("--top-n", type=int, default=None, help="concepts to return (default: the model's own)")
+@click.option("--top-n", "--max-keywords", "top_n", type=int, default=None,
+              help="concepts per document (default: the model's own)")
+@click.option("--refine", type=click.Choice(["none", "specific", "balanced", "broad"]), default=None,
+              help="parent/child pairs (default: the model's own)")
+@click.option("--lang", type=click.Choice(["en", "fr", "es", "ar", "ru"]), default=None,
+              help="language of the labels (default: the model's own)")
 @click.option("--model", "model_name", default=None, help="registered model (default: params.yaml's)")
 @click.pass_obj
-def tag(obj: dict, file: str, top_n: int | None, model_name: str | None) -> None:
-    """Tag a text file (or - for stdin) with the champion; defaults come from the model's card."""
+def tag(obj: dict, file: str, top_n: int | None, refine: str | None, lang: str | None,
+        model_name: str | None) -> None:
+    """Tag FILE with the champion: text, HTML, or - for stdin (one JSON answer), or a JSONL file of
+    {"id", "text"} documents (one JSONL line of ranked concepts per document, all batched)."""
     import pandas as pd
 
     from ..core import registry
-    from ..core.errors import DataError
     from ..tagger.artifact import load_card
     from .models import model_name_for
 
+    documents, batch = read_documents(file)
     name = model_name_for(obj["params"], model_name)
-    if file == "-":
-        text = sys.stdin.read()
-    elif not Path(file).is_file():
-        raise DataError(f"{file}: no such file")
-    else:
-        text = Path(file).read_text()
     model, version = registry.load_champion(name)
-    params = {} if top_n is None else {"top_n": top_n}
-    result = model.predict(pd.DataFrame({"text": [text]}), params=params)[0]
+    params = {k: v for k, v in {"top_n": top_n, "refine": refine, "lang": lang}.items() if v is not None}
+    results = model.predict(pd.DataFrame({"text": [d["text"] for d in documents]}), params=params)
     card = load_card(model)
-    click.echo(json.dumps({"model": {"name": name, "version": version, "backend": card.get("backend")},
-                           "keywords": result}, ensure_ascii=False, indent=2))
+    ref = {"name": name, "version": version, "backend": card.get("backend")}
+    if batch:
+        for doc, concepts in zip(documents, results):
+            click.echo(json.dumps({"id": doc["id"], "concepts": list(concepts), "model": ref}, ensure_ascii=False))
+    else:
+        click.echo(json.dumps({"model": ref, "keywords": list(results[0])}, ensure_ascii=False, indent=2))
 
 
 @tagger.command()

@@ -41,6 +41,8 @@ def configure(level: int = logging.INFO) -> None:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tagflow")
     # Outside a flow run (e.g. `tagflow models`) these records just go to stderr, silently.
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    # The ephemeral API server needs more than Prefect's default 20 s on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     root = logging.getLogger("tagflow")
     root.setLevel(level)
     if not any(getattr(h, "_tagflow", False) for h in root.handlers):

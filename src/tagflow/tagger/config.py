@@ -66,7 +66,8 @@ class InferConfig:
     chunk_chars: int = param(3000, "characters per chunk for long documents")
     chunk_overlap: int = param(500, "overlap between consecutive chunks")
     top_n: int = param(10, "concepts returned per document")
-    drop_ancestors: bool = param(True, "drop a concept when a narrower one is also suggested")
+    refine: str = param("specific", "ancestor/descendant pairs: none | specific | balanced | broad")
+    label_lang: str = param("en", "language of the returned labels: en | fr | es | ar | ru")
 
     def backend_params(self) -> dict:
         return dict(self.backends.get(self.backend) or {})
@@ -74,7 +75,8 @@ class InferConfig:
 
 @dataclass
 class EvaluateConfig:
-    split: str = param("test", "split to evaluate on")
+    split: str = param("test", "synthetic split to evaluate on")
+    dev_set: str = param("devsets/tagger", "folder of hand-indexed *.jsonl documents ('' to skip)")
 
 
 @dataclass

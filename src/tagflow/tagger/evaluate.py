@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..core.errors import DataError
 from ..core.log import Progress
-from .metrics import output_quality, tagging_scores
+from .metrics import full_report, output_quality
 from .pipeline import Tagger
 
 if TYPE_CHECKING:
@@ -22,7 +22,10 @@ def evaluate(tagger: Tagger, rows: list[dict], batch_docs: int = 8) -> tuple[dic
         progress.update(len(results))
     progress.done()
     preds = [[c.uri for c in res.concepts] for res in results]
-    metrics = tagging_scores([r["uris"] for r in rows], preds)
+    th = tagger.th
+    langs = [r.get("lang") or "" for r in rows] if any(r.get("lang") for r in rows) else None
+    metrics = full_report([r["uris"] for r in rows], preds, thesaurus=th, texts=[r["text"] for r in rows],
+                          langs=langs, label_sets=[{u: th.all_labels(u) for u in r["uris"]} for r in rows])
     metrics |= output_quality([r.well_formed for r in results], sum(r.emitted for r in results),
                               sum(len(r.out_of_thesaurus) for r in results),
                               sum(r.duplicates for r in results))
@@ -50,7 +53,18 @@ def load_tagger(cfg: "Config") -> Tagger:
     from ..thesaurus import Thesaurus
     from . import paths
 
-    return Tagger.build(cfg.tagger.infer, Thesaurus.load(paths.CONCEPTS), paths.ADAPTER_DIR)
+    infer = cfg.tagger.infer
+    return Tagger.build(infer, Thesaurus.load(paths.CONCEPTS), paths.model_dir(infer.backend))
+
+
+def load_dev_set(folder: str | Path) -> list[dict]:
+    """The hand-indexed development set: every `*.jsonl` in `folder` (id, lang, text, uris, labels)."""
+    from ..core.io import read_jsonl
+
+    files = sorted(Path(folder).glob("*.jsonl"))
+    if not files:
+        raise DataError(f"{folder}: no *.jsonl development documents (tagger.evaluate.dev_set)")
+    return [row for f in files for row in read_jsonl(f)]
 
 
 def run(cfg: "Config") -> dict:
@@ -63,13 +77,21 @@ def run(cfg: "Config") -> dict:
     from . import paths
 
     c = cfg.tagger
-    metrics, predictions = evaluate(load_tagger(cfg), load_split(paths.SFT_DIR, c.evaluate.split))
+    tagger = load_tagger(cfg)
+    metrics, predictions = evaluate(tagger, load_split(paths.SFT_DIR, c.evaluate.split))
+    if c.evaluate.dev_set:  # the honest figure: hand-indexed documents, never trained on
+        dev_metrics, dev_predictions = evaluate(tagger, load_dev_set(c.evaluate.dev_set))
+        metrics |= {f"dev/{k}": v for k, v in dev_metrics.items()}
+        write_jsonl(paths.DEV_PREDICTIONS, dev_predictions)
     write_jsonl(paths.PREDICTIONS, predictions)
     write_json(paths.METRICS_TAGGER, metrics)
     run_id = tracking.read_run_id(paths.RUN_FILE)
     with tracking.resume_run(c.tracking.experiment, run_id, cfg.profile):
         mlflow.log_params(tracking.flatten("infer", c.infer) | {"evaluate.split": c.evaluate.split})
-        mlflow.log_metrics({f"{c.evaluate.split}/{k}": v for k, v in metrics.items()} | metrics)
+        mlflow.log_metrics({f"{c.evaluate.split}/{k}": v for k, v in metrics.items() if "/" not in k}
+                           | metrics)
         mlflow.log_artifact(paths.PREDICTIONS, "evaluation")
+        if c.evaluate.dev_set:
+            mlflow.log_artifact(paths.DEV_PREDICTIONS, "evaluation")
     get_logger("evaluate").info("%s metrics: %s", c.evaluate.split, metrics)
     return metrics

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..core.errors import ConfigError, DataError
 from ..thesaurus import Thesaurus
-from .backends import get_backend
+from .backends import make_backend
 from .backends.base import ChunkSuggestions, TaggerBackend
 from .config import InferConfig
 
@@ -59,9 +59,38 @@ class TaggedDocument:
     duplicates: int = 0         # labels repeated within one chunk's answer
 
 
+REFINEMENTS = ("none", "specific", "balanced", "broad")
+
+
+def refine(ranked: list[str], scores: dict[str, float], th: Thesaurus, strategy: str) -> list[str]:
+    """Resolve ancestor/descendant pairs among the suggestions; siblings always stay.
+
+    none      keep everything
+    specific  keep the descendant of each pair (the reference: the most specific term)
+    broad     keep the ancestor of each pair
+    balanced  keep whichever of the pair scores higher (the descendant on a tie)
+    Ancestors are followed through every parent, so this holds under polyhierarchy."""
+    if strategy == "none":
+        return ranked
+    if strategy == "specific":
+        return th.prune_hierarchy(ranked)
+    here = set(ranked)
+    dropped: set[str] = set()
+    for u in ranked:
+        for a in th.ancestors(u) & here:   # a is an ancestor of u; both were suggested
+            if strategy == "broad" or scores[a] > scores[u]:
+                dropped.add(u)
+            else:
+                dropped.add(a)
+    if strategy not in ("broad", "balanced"):
+        raise ConfigError(f"unknown refinement {strategy!r}; known: {list(REFINEMENTS)}")
+    return [u for u in ranked if u not in dropped]
+
+
 def aggregate(per_chunk: list[ChunkSuggestions], th: Thesaurus, top_n: int,
-              drop_ancestors: bool = True) -> list[ScoredConcept]:
-    """Mean score over the document's chunks, best first (ties: first suggested first)."""
+              strategy: str = "specific", lang: str = "en") -> list[ScoredConcept]:
+    """Mean score over the document's chunks, best first (ties: first suggested first), refined
+    by `strategy`, the best `top_n`, labelled in `lang`."""
     total: dict[str, float] = defaultdict(float)
     first_seen: dict[str, int] = {}
     for chunk in per_chunk:
@@ -69,10 +98,9 @@ def aggregate(per_chunk: list[ChunkSuggestions], th: Thesaurus, top_n: int,
             total[s.uri] += s.score
             first_seen.setdefault(s.uri, len(first_seen))
     ranked = sorted(total, key=lambda u: (-total[u], first_seen[u]))
-    if drop_ancestors:
-        ranked = th.prune_hierarchy(ranked)
+    ranked = refine(ranked, total, th, strategy)
     n = max(len(per_chunk), 1)
-    return [ScoredConcept(u, th.label[u], total[u] / n) for u in ranked[:top_n]]
+    return [ScoredConcept(u, th.pref_label(u, lang), total[u] / n) for u in ranked[:top_n]]
 
 
 class Tagger:
@@ -81,13 +109,20 @@ class Tagger:
 
     @classmethod
     def build(cls, cfg: InferConfig, thesaurus: Thesaurus, model_dir: str | Path | None) -> "Tagger":
-        backend = get_backend(cfg.backend)(cfg.backend_params(), thesaurus, model_dir)
-        return cls(backend, thesaurus, cfg)
+        return cls(make_backend(cfg, thesaurus, model_dir), thesaurus, cfg)
 
-    def tag_many(self, texts: list[str], top_n: int | None = None) -> list[TaggedDocument]:
+    def tag_many(self, texts: list[str], top_n: int | None = None, refine: str | None = None,
+                 lang: str | None = None) -> list[TaggedDocument]:
+        """Concepts per text. top_n, refine and lang default to the configured (the model's)."""
         top_n = self.cfg.top_n if top_n is None else top_n
+        refine = refine or self.cfg.refine
+        lang = lang or self.cfg.label_lang
         if top_n < 1:
             raise DataError(f"top_n must be at least 1, got {top_n}")
+        if refine not in REFINEMENTS:
+            raise DataError(f"unknown refinement {refine!r}; choose one of {', '.join(REFINEMENTS)}")
+        if lang not in self.th.languages():
+            raise DataError(f"no labels in {lang!r}; the thesaurus has {', '.join(self.th.languages())}")
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise EmptyDocumentError(f"document {i} is empty: nothing to tag")
@@ -101,10 +136,11 @@ class Tagger:
             mine = suggested[pos:pos + len(chunks)]
             pos += len(chunks)
             results.append(TaggedDocument(
-                aggregate(mine, self.th, top_n, self.cfg.drop_ancestors), [c.raw for c in mine],
+                aggregate(mine, self.th, top_n, refine, lang), [c.raw for c in mine],
                 all(c.well_formed for c in mine), sum(c.emitted for c in mine),
                 [u for c in mine for u in c.unknown], sum(c.duplicates for c in mine)))
         return results
 
-    def tag(self, text: str, top_n: int | None = None) -> TaggedDocument:
-        return self.tag_many([text], top_n)[0]
+    def tag(self, text: str, top_n: int | None = None, refine: str | None = None,
+            lang: str | None = None) -> TaggedDocument:
+        return self.tag_many([text], top_n, refine, lang)[0]

@@ -3,6 +3,7 @@ pyfunc logged into the training run, a new registered version, and the gate's de
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,10 @@ def card(cfg: "Config") -> dict:
         from .sft import adapter_meta
         meta = adapter_meta(paths.ADAPTER_DIR)
         backend_info = {"base_model": meta["base_model"], "prompt": meta["prompt"]}
+    else:  # what the fit stage learned (scorer, index, ensemble weights), summarised
+        from .fit import FIT_INFO
+        fit_info = Path(paths.BACKEND_DIR) / FIT_INFO
+        backend_info = {"fit": json.loads(fit_info.read_text())} if fit_info.exists() else {}
     get_backend(infer.backend)  # a clear error for an unknown name, before anything is logged
     dump = Path(cfg.thesaurus.dump)
     thesaurus = {"dump": dump.name, "sha256": file_sha256(dump) if dump.exists() else "unknown",
@@ -52,7 +57,7 @@ def run(cfg: "Config") -> dict:
         if Path("dvc.lock").exists():
             mlflow.log_artifact("dvc.lock", "lineage")
         mlflow.log_dict(the_card, "model_card.json")
-        info = log_tagger(paths.ADAPTER_DIR, paths.CONCEPTS, the_card, requirements())
+        info = log_tagger(paths.model_dir(c.infer.backend), paths.CONCEPTS, the_card, requirements(c.infer.backend))
     card_tags = {f"card.{k}": v for k, v in tracking.flatten("", the_card).items()}
     decision = registry.register_and_gate(info.model_uri, active.info.run_id, c.registry, metrics,
                                           tags={k: v[:5000] for k, v in card_tags.items()})

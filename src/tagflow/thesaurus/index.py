@@ -54,6 +54,18 @@ class Thesaurus:
         """URI for a label in any language (preferred or alternative), else None."""
         return self._index.get(normalize(label))
 
+    def all_labels(self, uri: str) -> list[str]:
+        """Every preferred and alternative label of `uri`, in every language of the table."""
+        if not hasattr(self, "_labels"):
+            cols = [c for c in self.table.columns if c.startswith(("pref_", "alt_"))]
+            self._labels: dict[str, list[str]] = {}
+            for row in zip(self.table["uri"], *(self.table[c] for c in cols)):
+                found: list[str] = []
+                for value in row[1:]:  # a pref_ string, or an alt_ list (an array from Parquet)
+                    found += [value] if isinstance(value, str) else [v for v in list(value) if isinstance(v, str)]
+                self._labels[row[0]] = [v for v in found if v]
+        return self._labels.get(uri, [])
+
     def is_pref_label(self, label: str) -> bool:
         uri = self.resolve(label)
         return uri is not None and normalize(self.label[uri]) == normalize(label)
@@ -72,7 +84,21 @@ class Thesaurus:
 
     def prune_hierarchy(self, uris: list[str]) -> list[str]:
         """Drop any concept that is an ancestor of another one in the list (keep the specific
-        term); siblings and related concepts stay. Order is preserved."""
+        term); siblings and related concepts stay. Order is preserved. Ancestors follow every
+        parent, so this holds under polyhierarchy."""
         chosen = set(uris)
         redundant = set().union(*(self.ancestors(u) for u in chosen)) if chosen else set()
         return [u for u in uris if u not in redundant]
+
+    def pref_label(self, uri: str, lang: str = "en") -> str:
+        """The preferred label in `lang`, falling back to English when it has none."""
+        if lang == "en" or f"pref_{lang}" not in self.table.columns:
+            return self.label[uri]
+        if not hasattr(self, "_pref"):
+            self._pref: dict[str, dict[str, str]] = {}
+        if lang not in self._pref:
+            self._pref[lang] = dict(zip(self.table["uri"], self.table[f"pref_{lang}"]))
+        return self._pref[lang].get(uri) or self.label[uri]
+
+    def languages(self) -> list[str]:
+        return sorted(c.removeprefix("pref_") for c in self.table.columns if c.startswith("pref_"))

@@ -15,7 +15,10 @@ from ...core.errors import ConfigError
 # name -> "module:Class", relative to this package. Imports are lazy: torch, encoders and the
 # like load only for the backend in use.
 _BACKENDS = {
-    "llm": "llm:LLMBackend",
+    "llm": "llm:LLMBackend",              # free generation by the SFT model (the reference)
+    "lexical": "lexical:LexicalBackend",  # label matching in every language + a learned scorer
+    "embedding": "embedding:EmbeddingBackend",  # sentence encoder over concept descriptions
+    "ensemble": "ensemble:EnsembleBackend",  # weighted fusion of other backends
 }
 
 
@@ -40,3 +43,20 @@ def check_params(infer, where: str = "tagger.infer") -> dict:
     for name in infer.backends:
         get_backend(name)  # a misspelled backend name is an error, not a silently ignored block
     return backend.resolve_params(infer.backend_params(), f"{where}.backends.{infer.backend}")
+
+
+def make_backend(infer, thesaurus, model_dir):
+    """The configured backend, built with its parameters (a composite one with its members')."""
+    cls = get_backend(infer.backend)
+    if getattr(cls, "composite", False):
+        return cls(infer.backend_params(), thesaurus, model_dir, member_params=infer.backends)
+    return cls(infer.backend_params(), thesaurus, model_dir)
+
+
+def fit_backend(infer, thesaurus, train: list[dict], validation: list[dict], out_dir) -> dict:
+    """Fit the configured backend into out_dir (nothing to do for backends that do not learn)."""
+    cls = get_backend(infer.backend)
+    if getattr(cls, "composite", False):
+        return cls.fit(infer.backend_params(), thesaurus, train, out_dir,
+                       member_params=infer.backends, validation=validation)
+    return cls.fit(infer.backend_params(), thesaurus, train, out_dir)

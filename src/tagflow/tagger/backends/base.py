@@ -36,6 +36,9 @@ class ChunkSuggestions:
 class TaggerBackend(ABC):
     name: ClassVar[str]
     DEFAULT_PARAMETERS: ClassVar[dict[str, Any]] = {}
+    # Backends that learn (or index the thesaurus) before they can suggest: `fit` writes their
+    # state into a directory, which is then their `model_dir` (and travels in the registered model).
+    needs_fit: ClassVar[bool] = False
 
     def __init__(self, params: dict, thesaurus, model_dir: str | Path | None = None):
         self.params = self.resolve_params(params, f"backend {self.name}")
@@ -60,6 +63,13 @@ class TaggerBackend(ABC):
                 raise ConfigError(f"{where}.{key}: expected {type(default).__name__}, got {value!r}")
             out[key] = value
         return out
+
+    @classmethod
+    def fit(cls, params: dict, thesaurus, documents: list[dict], out_dir: Path) -> dict:
+        """Learn from `documents` (dicts with "text" and gold "uris"; the synthetic training split)
+        and write the state into `out_dir` (an empty directory the caller makes and later moves
+        into place). Returns a summary for the logs and MLflow. Default: nothing to learn."""
+        return {}
 
     @abstractmethod
     def suggest(self, chunks: list[str]) -> list[ChunkSuggestions]:

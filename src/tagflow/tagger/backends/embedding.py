@@ -1,0 +1,182 @@
+"""Zero-shot retrieval with a sentence encoder: every concept is described by a few short texts
+(its preferred and alternative labels in the configured languages, and "label: scope note"), all
+embedded once by `fit` into an index; a chunk is embedded and each concept scores the best cosine
+of its descriptions. Nothing is learned from the synthetic documents, so the index depends only on
+the thesaurus and the encoder. It finds concepts a text never names (the lexical backend's blind
+spot) but is less precise; the ensemble combines both.
+
+Encoders read a bounded number of tokens (all-MiniLM-L6-v2: 256, about 1,200 characters of
+English; the rest is silently dropped) and one vector blurs a chunk's several topics, so chunks
+are cut into windows of `window_chars`, all embedded in the same batch, and a concept keeps its
+best score over the chunk's windows.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...core.errors import ConfigError, ModelError
+from ...core.io import write_json
+from .base import ChunkSuggestions, Suggestion, TaggerBackend
+
+INDEX = "index.npz"
+INFO = "embedding.json"
+# Parameters that shape the index: fixed at fit time, so inference must use the same ones.
+INDEX_PARAMS = ("encoder", "use_alt_labels", "use_scope_notes", "languages", "passage_prefix")
+
+
+def _texts(value) -> list[str]:
+    """Non-empty strings of a cell: a label (str, None or NaN) or a label list (a Python list as
+    `parse_skos` writes it, a numpy array once read back from Parquet)."""
+    if value is None or isinstance(value, float):
+        return []
+    values = [value] if isinstance(value, str) else list(value)
+    return [v.strip() for v in values if isinstance(v, str) and v.strip()]
+
+
+def _languages(params: dict, table) -> list[str]:
+    langs = [lang.strip() for lang in params["languages"].split(",") if lang.strip()]
+    known = sorted(c.removeprefix("pref_") for c in table.columns if c.startswith("pref_"))
+    missing = [lang for lang in langs if lang not in known]
+    if not langs or missing:
+        raise ConfigError(f"backend embedding.languages: {params['languages']!r} is not a "
+                          f"comma-separated subset of the thesaurus languages {known}")
+    return langs
+
+
+def concept_descriptions(table, params: dict) -> tuple[list[str], list[str]]:
+    """(uri, text) rows: each concept's labels and scope note, rows of one concept contiguous,
+    repeated texts of a concept (case-folded) once."""
+    langs = _languages(params, table)
+    uris, texts = [], []
+    for row in table.to_dict("records"):
+        pref = [t for lang in langs for t in _texts(row.get(f"pref_{lang}"))]
+        alt = [t for lang in langs for t in _texts(row.get(f"alt_{lang}"))] if params["use_alt_labels"] else []
+        own = pref + alt
+        note = _texts(row.get("scope_note")) if params["use_scope_notes"] else []
+        if note and own:  # the note alone is ambiguous ("Includes solar wind, flares..."): name it
+            own.append(f"{(_texts(row.get('pref_en')) or own)[0]}: {note[0]}")
+        seen = set()
+        for text in own:
+            if text.casefold() not in seen:
+                seen.add(text.casefold())
+                uris.append(row["uri"])
+                texts.append(text)
+    return uris, texts
+
+
+def windows(text: str, size: int) -> list[str]:
+    """`text` cut at whitespace into pieces of at most `size` characters (one piece if size <= 0)."""
+    if size <= 0 or len(text) <= size:
+        return [text]
+    out, current = [], ""
+    for word in text.split():
+        if current and len(current) + 1 + len(word) > size:
+            out.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    return out + [current] if current else out
+
+
+class EmbeddingBackend(TaggerBackend):
+    name = "embedding"
+    needs_fit = True   # the concept index is built (embedded) once, then travels with the model
+    DEFAULT_PARAMETERS = {
+        "encoder": "embedded:all-minilm-l6-v2",  # sentence-transformers id (core.encoders)
+        "limit": 20,               # concepts kept per chunk
+        "min_score": 0.3,          # cosine below which a concept is not suggested
+        "use_alt_labels": True,    # index alternative labels too
+        "use_scope_notes": True,   # index "label: scope note" where the concept has one
+        "languages": "en",         # label languages indexed (comma-separated); MiniLM is English
+        "query_prefix": "",        # role markers for encoders trained with them (E5: "query: ")
+        "passage_prefix": "",      # ... and for the concept descriptions (E5: "passage: ")
+        "batch_size": 32,          # texts per encoder forward pass
+        "window_chars": 500,       # chunk windows (paragraph-sized, within the token limit); 0: none
+    }
+
+    @classmethod
+    def _check(cls, params: dict) -> dict:
+        params = cls.resolve_params(params, f"backend {cls.name}")
+        for key in ("limit", "batch_size"):
+            if params[key] < 1:
+                raise ConfigError(f"backend {cls.name}.{key}: must be at least 1, got {params[key]}")
+        return params
+
+    @classmethod
+    def fit(cls, params: dict, thesaurus, documents: list[dict], out_dir: Path) -> dict:
+        """Embed every concept's descriptions into out_dir/index.npz; `documents` are not used."""
+        from ...core.encoders import embed, load_encoder
+
+        params = cls._check(params)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        uris, texts = concept_descriptions(thesaurus.table, params)
+        encoder = load_encoder(params["encoder"])
+        start = time.monotonic()
+        vectors = embed(encoder, texts, params["batch_size"], params["passage_prefix"])
+        seconds = time.monotonic() - start
+        # float16 halves the file (cosines move by ~1e-3); URIs as a fixed-width unicode array,
+        # so loading needs no pickle; compressed, since those repetitive URIs are a quarter of it.
+        np.savez_compressed(out_dir / INDEX, vectors=vectors.astype(np.float16),
+                            uris=np.array(uris, dtype=str))
+        summary = {"concepts": len(set(uris)), "rows": len(uris), "dim": int(vectors.shape[1]),
+                   "embed_seconds": round(seconds, 1),
+                   "index_bytes": (out_dir / INDEX).stat().st_size}
+        write_json(out_dir / INFO, {"params": params, **summary})
+        return summary
+
+    def __init__(self, params: dict, thesaurus, model_dir: str | Path | None = None):
+        super().__init__(params, thesaurus, model_dir)
+        self.params = self._check(self.params)
+        index = self.model_dir / INDEX if self.model_dir is not None else None
+        if index is None or not index.exists() or not (self.model_dir / INFO).exists():
+            raise ModelError(f"embedding: no concept index in {self.model_dir} (run `tagflow tagger fit`)")
+        info = json.loads((self.model_dir / INFO).read_text())
+        changed = [k for k in INDEX_PARAMS if info["params"].get(k) != self.params[k]]
+        if changed:  # vectors from another encoder (or other texts) would score silently wrong
+            raise ModelError(f"embedding: index in {self.model_dir} was built with other "
+                             f"{changed}: {[info['params'].get(k) for k in changed]}; refit it")
+        with np.load(index) as data:
+            vectors, row_uris = data["vectors"].astype(np.float32), data["uris"]
+        keep = np.array([u in thesaurus for u in row_uris], dtype=bool)  # only today's concepts
+        vectors, row_uris = vectors[keep], row_uris[keep]
+        # Sort rows by concept so each concept is one contiguous run: its score is then a
+        # `maximum.reduceat` over the run, vectorised for all chunks at once.
+        self.uris, concept_of_row = np.unique(row_uris, return_inverse=True)
+        order = np.argsort(concept_of_row, kind="stable")
+        self.vectors = vectors[order]
+        self.starts = np.searchsorted(concept_of_row[order], np.arange(len(self.uris)))
+        from ...core.encoders import load_encoder
+        self.encoder = load_encoder(self.params["encoder"])
+
+    def scores(self, chunks: list[str]) -> np.ndarray:
+        """(chunks, concepts) cosine: the best over the concept's descriptions and the chunk's windows."""
+        from ...core.encoders import embed
+
+        pieces = [windows(c, self.params["window_chars"]) for c in chunks]
+        flat = [p for ps in pieces for p in ps]
+        owner = np.repeat(np.arange(len(chunks)), [len(ps) for ps in pieces])
+        queries = embed(self.encoder, flat, self.params["batch_size"], self.params["query_prefix"])
+        per_window = np.maximum.reduceat(queries @ self.vectors.T, self.starts, axis=1)
+        out = np.full((len(chunks), len(self.uris)), -1.0, dtype=np.float32)
+        np.maximum.at(out, owner, per_window)
+        return out
+
+    def suggest(self, chunks: list[str]) -> list[ChunkSuggestions]:
+        if not chunks or not len(self.uris):
+            return [ChunkSuggestions([]) for _ in chunks]
+        limit, min_score = min(self.params["limit"], len(self.uris)), self.params["min_score"]
+        results = []
+        for row in self.scores(chunks):
+            top = np.argpartition(-row, limit - 1)[:limit]
+            top = top[np.argsort(-row[top], kind="stable")]
+            results.append(ChunkSuggestions([Suggestion(str(self.uris[i]), float(row[i]))
+                                             for i in top if row[i] >= min_score]))
+        return results
+
+    def describe(self) -> dict:
+        return {"encoder": self.params["encoder"]}

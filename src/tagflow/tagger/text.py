@@ -1,0 +1,65 @@
+"""Text normalisation shared by the lexical backend and the metrics: tokens, accents, stems,
+and a small language guess (stop-word counts; script for Arabic and Cyrillic)."""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+# Snowball stemmer per ISO 639-1 code (the snowballstemmer package, pure Python).
+SNOWBALL = {"en": "english", "fr": "french", "es": "spanish", "ru": "russian", "ar": "arabic",
+            "fi": "finnish", "sv": "swedish", "de": "german", "it": "italian", "pt": "portuguese"}
+
+_STOPWORDS = {
+    "en": "the of and to in is that for with as on are by this be from or an which it its at was".split(),
+    "fr": "le la les de des du et en un une est que pour dans sur par au aux qui ne pas se sont".split(),
+    "es": "el la los las de del y en un una es que para por con se al su sus como más lo".split(),
+    "fi": "ja on ei se että oli ovat myös kuin mutta tai joka sekä jo hän niin ovat ole".split(),
+    "sv": "och att det som en på är av för med till den har de inte om ett".split(),
+}
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fold(text: str) -> str:
+    """Case and accents folded (NFKD, combining marks dropped), so 'Éducation' ~ 'education'."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def tokens(text: str) -> list[str]:
+    return _WORD.findall(fold(text))
+
+
+_STOP_SETS = {lang: set(tokens(" ".join(words))) for lang, words in _STOPWORDS.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _stemmer(lang: str):
+    import snowballstemmer
+
+    name = SNOWBALL.get(lang)
+    return snowballstemmer.stemmer(name) if name else None
+
+
+def stems(words: list[str], lang: str) -> list[str]:
+    """Snowball stems for `lang` (words unchanged for a language without a stemmer)."""
+    stemmer = _stemmer(lang)
+    return stemmer.stemWords(words) if stemmer else list(words)
+
+
+def guess_language(text: str, candidates: list[str], default: str = "en") -> str:
+    """The most likely of `candidates` for `text`: script first, then stop-word counts."""
+    sample = text[:5000]
+    letters = [ch for ch in sample if ch.isalpha()]
+    if letters:
+        cyrillic = sum("\u0400" <= ch <= "\u04ff" for ch in letters) / len(letters)
+        arabic = sum("\u0600" <= ch <= "\u06ff" for ch in letters) / len(letters)
+        if cyrillic > 0.3 and "ru" in candidates:
+            return "ru"
+        if arabic > 0.3 and "ar" in candidates:
+            return "ar"
+    words = tokens(sample)
+    counts = {lang: sum(w in _STOP_SETS[lang] for w in words) for lang in candidates if lang in _STOP_SETS}
+    if counts and max(counts.values()) > 0:
+        return max(counts, key=lambda lang: counts[lang])
+    return default if default in candidates or not candidates else candidates[0]
