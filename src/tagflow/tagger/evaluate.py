@@ -82,7 +82,9 @@ def run(cfg: "Config") -> dict:
     if c.evaluate.dev_set:  # the honest figure: hand-indexed documents, never trained on
         dev_metrics, dev_predictions = evaluate(tagger, load_dev_set(c.evaluate.dev_set))
         metrics |= {f"dev/{k}": v for k, v in dev_metrics.items()}
-        write_jsonl(paths.DEV_PREDICTIONS, dev_predictions)
+    else:
+        dev_predictions = []  # the stage's output exists either way (DVC tracks it)
+    write_jsonl(paths.DEV_PREDICTIONS, dev_predictions)
     write_jsonl(paths.PREDICTIONS, predictions)
     write_json(paths.METRICS_TAGGER, metrics)
     run_id = tracking.read_run_id(paths.RUN_FILE)

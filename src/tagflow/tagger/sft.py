@@ -136,20 +136,31 @@ def load_adapter(adapter_dir: str | Path):
 # ---------------------------------------------------------------- the dvc.yaml stage
 
 def run(cfg: "Config") -> dict:
-    """Stage `tagger_train`: LoRA SFT in an MLflow run; the run id is left beside the adapter."""
+    """Stage `tagger_train`: LoRA SFT in an MLflow run; the run id is left beside the adapter.
+
+    Only the llm backend uses the adapter: for any other backend the stage opens the run (which
+    evaluation and registration join) and records that nothing was trained, instead of spending
+    the better part of an hour on a model nobody serves."""
     import mlflow
 
     from ..core import tracking
-    from ..core.io import write_json
+    from ..core.io import atomic_path, write_json
     from . import paths
     from .synth import split_prompt
 
     c = cfg.tagger
     params = tracking.flatten("synth", c.synth) | tracking.flatten("sft", c.sft)
     with tracking.stage_run(c.tracking.experiment, "train_sft", cfg.profile, params) as run_id:
-        summary = train(c.sft, paths.SFT_DIR, paths.ADAPTER_DIR, prompt=split_prompt(paths.SFT_DIR))
-        mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
-        mlflow.set_tag("runtime", summary["runtime"])
+        if c.infer.backend == "llm":
+            summary = train(c.sft, paths.SFT_DIR, paths.ADAPTER_DIR, prompt=split_prompt(paths.SFT_DIR))
+            mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+            mlflow.set_tag("runtime", summary["runtime"])
+        else:
+            summary = {"skipped": f"backend {c.infer.backend} does not use the SFT adapter"}
+            with atomic_path(paths.ADAPTER_DIR, is_dir=True) as out:
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "skipped.json").write_text(json.dumps(summary) + "\n")
+            mlflow.set_tag("sft.skipped", summary["skipped"])
     tracking.write_run_ref(paths.RUN_FILE, run_id, c.tracking.experiment)
     write_json(paths.METRICS_TRAIN, summary)
     return summary
