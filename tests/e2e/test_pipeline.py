@@ -205,8 +205,8 @@ def test_served_champion_answers_what_evaluation_measured(project, free_port, se
     params = dest / "params.yaml"
     # Today's params.yaml now asks for other generation settings and another top_n: a model that
     # read them (instead of its card) would answer differently.
-    original = edit(params, "      infer: {backends: {llm: {max_new_tokens: 24}}}",
-                    "      infer: {top_n: 1, backends: {llm: {max_new_tokens: 4}}}")
+    original = edit(params, "      infer: {backend: llm, top_n: 10, backends: {llm: {max_new_tokens: 24}}}",
+                    "      infer: {backend: llm, top_n: 1, backends: {llm: {max_new_tokens: 4}}}")
     try:
         again = json.loads(sh([sys.executable, "-c", RETAG], dest, env).stdout.strip().splitlines()[-1])
         assert again["version"] == version

@@ -40,8 +40,8 @@ def check_params(infer, where: str = "tagger.infer") -> dict:
     backend = get_backend(infer.backend)
     if not isinstance(infer.backends, dict):
         raise ConfigError(f"{where}.backends: expected a mapping of backend name -> parameters")
-    for name in infer.backends:
-        get_backend(name)  # a misspelled backend name is an error, not a silently ignored block
+    for name, params in infer.backends.items():  # every block, not only the selected backend's:
+        get_backend(name).resolve_params(params, f"{where}.backends.{name}")  # a typo waits for no switch
     return backend.resolve_params(infer.backend_params(), f"{where}.backends.{infer.backend}")
 
 

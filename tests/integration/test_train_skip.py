@@ -1,0 +1,26 @@
+"""The training stage with a backend that needs no SFT adapter: nothing is trained, the MLflow run
+that evaluation and registration join is still opened (and closed), and the skip is recorded."""
+from __future__ import annotations
+
+import json
+
+import mlflow
+
+from tagflow.config import load_config
+from tagflow.core.tracking import read_run_id
+from tagflow.tagger import paths, sft
+
+
+def test_non_llm_backend_skips_training_but_keeps_the_run(mlflow_store, monkeypatch):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root / "params.yaml", "smoke")
+    cfg.tagger.infer.backend = "lexical"
+    monkeypatch.setattr(sft, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    summary = sft.run(cfg)
+    assert summary == {"skipped": "backend lexical does not use the SFT adapter"}
+    assert json.loads((mlflow_store / paths.METRICS_TRAIN).read_text()) == summary
+    assert json.loads((mlflow_store / paths.ADAPTER_DIR / "skipped.json").read_text()) == summary
+    run = mlflow.MlflowClient().get_run(read_run_id(mlflow_store / paths.RUN_FILE))
+    assert run.info.status == "FINISHED" and run.data.tags["sft.skipped"] == summary["skipped"]
