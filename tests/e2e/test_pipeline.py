@@ -195,6 +195,19 @@ print(json.dumps({"version": version, "card": impl.card,
 """
 
 
+def test_cli_tags_a_jsonl_batch_with_the_champion(project, tmp_path):
+    dest, env = project
+    texts = [json.loads(line)["text"] for line in (dest / "artifacts/sft/test.jsonl").read_text().splitlines()]
+    batch = tmp_path / "docs.jsonl"
+    batch.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    out = sh(["tagflow", "tagger", "tag", str(batch), "--max-keywords", "3", "--lang", "fr"], dest, env)
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    version = json.loads((dest / "reports/registry.json").read_text())["version"]
+    assert [line["id"] for line in lines] == [f"d{i}" for i in range(len(texts))]
+    assert all(line["model"] == {"name": "unesco-tagger", "version": version, "backend": "llm"} for line in lines)
+    assert all(len(line["concepts"]) <= 3 for line in lines)
+
+
 def test_served_champion_answers_what_evaluation_measured(project, free_port, server_process):
     """Served = measured: over HTTP and in-process, the champion's predictions on the test split
     equal the evaluation stage's, with params.yaml changed meanwhile (the model reads its card)."""
