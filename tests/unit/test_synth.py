@@ -260,3 +260,19 @@ def test_write_splits_is_atomic_on_failure(tmp_path):
         write_splits(bad, out)
     assert {p.name: p.read_text() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sft"]
+
+
+# ---- describing subjects to the teacher ------------------------------------------------------
+
+def test_describe_gives_alt_labels_and_scope_note(th):
+    assert synth.describe(th, f"{T}c2") == "Higher education (also: Tertiary education)"
+    assert synth.describe(th, f"{T}c1") == "Education: The process of teaching and learning."
+    assert synth.describe(th, f"{T}c8") == "Museums"
+
+
+def test_teacher_gets_one_described_subject_a_line():
+    messages = synth.teacher_messages(["Museums", "Teachers"], 100,
+                                      ["Museums", "Teachers (also: Educators)"])
+    user = messages[-1]["content"]
+    assert "subjects: \n- Museums\n- Teachers (also: Educators)\n" in user
+    assert "these subjects: Museums; Teachers." in synth.teacher_messages(["Museums", "Teachers"], 100)[-1]["content"]

@@ -31,6 +31,9 @@ class SynthConfig:
     max_concepts: int = param(8, "most concepts per document")
     target_words: int = param(270, "document length asked of the teacher")
     prompt: str = param(DEFAULT_PROMPT, "the tagging instruction; {text} is replaced by the document")
+    describe_subjects: bool = param(False, "give the teacher each concept's alt labels and scope note")
+    min_discussed: float = param(0.0, "drop a gold concept the document does not discuss (encoder "
+                                      "similarity below this; 0 = off); keep documents left with enough")
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
 
 

@@ -75,8 +75,26 @@ def sample_concept_set(th: Thesaurus, rng: random.Random, k_min: int, k_max: int
     return ConceptSet(chosen, [th.label[u] for u in chosen], micro)
 
 
-def teacher_messages(labels: list[str], target_words: int) -> list[dict]:
+def _strings(value) -> list[str]:
+    """A list of labels from a table cell: a list, a numpy array (Parquet) or nothing."""
+    if value is None or isinstance(value, (str, float)):
+        return [value] if isinstance(value, str) else []
+    return [v for v in list(value) if isinstance(v, str)]
+
+
+def describe(th: Thesaurus, uri: str, alt_max: int = 3, note_chars: int = 160) -> str:
+    """`Label (also: alt, alt): scope note`, so the teacher knows what a terse label means."""
+    row = th.row(uri)
+    alts = [a for a in _strings(row.get("alt_en"))[:alt_max]]
+    note = (row.get("scope_note") or "").strip()
+    text = th.label[uri] + (f" (also: {', '.join(alts)})" if alts else "")
+    return text + (f": {note[:note_chars].rstrip()}" if note else "")
+
+
+def teacher_messages(labels: list[str], target_words: int, details: list[str] | None = None) -> list[dict]:
     subjects = "; ".join(labels)
+    if details:  # one subject a line, with what it covers
+        subjects = "\n" + "\n".join(f"- {d}" for d in details) + "\n"
     return [
         {"role": "system", "content": "You are a writer for a digital library. You write clear, factual prose."},
         {"role": "user", "content": (
@@ -129,10 +147,14 @@ def generate(th: Thesaurus, cfg: SynthConfig, min_words: int) -> tuple[dict[str,
     kept: list[tuple[str, ConceptSet]] = []
     seen_sets: set[frozenset] = set()
     seen_texts: set[str] = set()
-    rejected = 0
+    rejected = not_discussed = labels_dropped = 0
+    discussed = DiscussedFilter(th, cfg.min_discussed) if cfg.min_discussed > 0 else None
     progress = Progress("synth", total, unit="docs")
     batch_no = 0
     while len(kept) < total:
+        if not_discussed > 3 * total + 20:
+            raise DataError(f"the teacher's documents left fewer than {cfg.min_concepts} discussed concepts "
+                            f"{not_discussed} times; lower tagger.synth.min_discussed or improve the teacher")
         if rejected > total + 20:
             raise DataError(f"teacher produced {rejected} unusable documents (empty, shorter than "
                                f"{min_words} words or duplicated); check the teacher model/endpoint")
@@ -147,8 +169,10 @@ def generate(th: Thesaurus, cfg: SynthConfig, min_words: int) -> tuple[dict[str,
             if cs and frozenset(cs.uris) not in seen_sets:
                 seen_sets.add(frozenset(cs.uris))
                 batch.append(cs)
-        texts = teacher.write([teacher_messages(cs.labels, cfg.target_words) for cs in batch],
-                              seed=cfg.seed * 100_003 + batch_no)
+        prompts = [teacher_messages(cs.labels, cfg.target_words,
+                                    [describe(th, u) for u in cs.uris] if cfg.describe_subjects else None)
+                   for cs in batch]
+        texts = teacher.write(prompts, seed=cfg.seed * 100_003 + batch_no)
         batch_no += 1
         for cs, raw in zip(batch, texts):
             text = clean_document(raw)
@@ -156,6 +180,13 @@ def generate(th: Thesaurus, cfg: SynthConfig, min_words: int) -> tuple[dict[str,
             if len(text.split()) < min_words or key in seen_texts or len(kept) >= total:
                 rejected += len(kept) < total
                 continue
+            if discussed is not None:
+                before = len(cs.uris)
+                cs = discussed.keep(text, cs, cfg.min_concepts)
+                if cs is None:
+                    not_discussed += 1
+                    continue
+                labels_dropped += before - len(cs.uris)
             seen_texts.add(key)
             kept.append((text, cs))
         progress.update(len(kept))
@@ -170,12 +201,46 @@ def generate(th: Thesaurus, cfg: SynthConfig, min_words: int) -> tuple[dict[str,
     stats = {
         "documents": len(kept),
         "rejected_documents": rejected,
+        "rejected_not_discussed": not_discussed,
+        "labels_dropped_not_discussed": labels_dropped,
         "mean_words": round(sum(words) / len(words), 1),
         "mean_keywords": round(sum(len(cs.uris) for _, cs in kept) / len(kept), 2),
         "verbatim_label_share": round(sum(shares) / len(shares), 4),
         "teacher": f"{cfg.teacher.kind}:{cfg.teacher.model}",
     }
     return splits, stats
+
+
+class DiscussedFilter:
+    """Keeps the gold concepts a document actually discusses: the best cosine between the
+    document's windows and the concept's descriptions (label, alt labels, scope note) must reach
+    `threshold` (all-MiniLM-L6-v2 by default, the embedding backend's encoder)."""
+
+    def __init__(self, th: Thesaurus, threshold: float, encoder: str = "embedded:all-minilm-l6-v2"):
+        from ..core.encoders import load_encoder
+
+        self.th, self.threshold = th, threshold
+        self.encoder = load_encoder(encoder)
+
+    def similarity(self, text: str, uris: list[str]):
+        from ..core.encoders import embed
+        from .text import windows
+
+        docs = embed(self.encoder, windows(text, 500))
+        out = []
+        for uri in uris:
+            row = self.th.row(uri)
+            texts = [self.th.label[uri]] + _strings(row.get("alt_en"))
+            if row.get("scope_note"):
+                texts.append(f"{self.th.label[uri]}: {row['scope_note']}")
+            out.append(float((embed(self.encoder, texts) @ docs.T).max()))
+        return out
+
+    def keep(self, text: str, cs: ConceptSet, min_concepts: int) -> ConceptSet | None:
+        keep = [i for i, s in enumerate(self.similarity(text, cs.uris)) if s >= self.threshold]
+        if len(keep) < min_concepts:
+            return None
+        return ConceptSet([cs.uris[i] for i in keep], [cs.labels[i] for i in keep], cs.micro_thesaurus)
 
 
 def write_splits(splits: dict[str, list[dict]], out_dir: str | Path, prompt: str = DEFAULT_PROMPT) -> None:

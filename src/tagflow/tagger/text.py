@@ -63,3 +63,17 @@ def guess_language(text: str, candidates: list[str], default: str = "en") -> str
     if counts and max(counts.values()) > 0:
         return max(counts, key=lambda lang: counts[lang])
     return default if default in candidates or not candidates else candidates[0]
+
+
+def windows(text: str, size: int) -> list[str]:
+    """`text` cut at whitespace into pieces of at most `size` characters (one piece if size <= 0)."""
+    if size <= 0 or len(text) <= size:
+        return [text]
+    out, current = [], ""
+    for word in text.split():
+        if current and len(current) + 1 + len(word) > size:
+            out.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    return out + [current] if current else out

@@ -90,6 +90,12 @@ class Thesaurus:
         redundant = set().union(*(self.ancestors(u) for u in chosen)) if chosen else set()
         return [u for u in uris if u not in redundant]
 
+    def row(self, uri: str) -> dict:
+        """The concept table's row for `uri` as a dict (labels, links, scope note)."""
+        if not hasattr(self, "_rows"):
+            self._rows = {r["uri"]: r for r in self.table.to_dict("records")}
+        return self._rows[uri]
+
     def pref_label(self, uri: str, lang: str = "en") -> str:
         """The preferred label in `lang`, falling back to English when it has none."""
         if lang == "en" or f"pref_{lang}" not in self.table.columns:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...core.errors import ConfigError, ModelError
 from ...core.io import write_json
+from ..text import windows  # noqa: F401 (also part of this module's interface)
 from .base import ChunkSuggestions, Suggestion, TaggerBackend
 
 INDEX = "index.npz"
@@ -66,20 +67,6 @@ def concept_descriptions(table, params: dict) -> tuple[list[str], list[str]]:
                 uris.append(row["uri"])
                 texts.append(text)
     return uris, texts
-
-
-def windows(text: str, size: int) -> list[str]:
-    """`text` cut at whitespace into pieces of at most `size` characters (one piece if size <= 0)."""
-    if size <= 0 or len(text) <= size:
-        return [text]
-    out, current = [], ""
-    for word in text.split():
-        if current and len(current) + 1 + len(word) > size:
-            out.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-    return out + [current] if current else out
 
 
 class EmbeddingBackend(TaggerBackend):
