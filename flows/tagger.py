@@ -12,31 +12,17 @@ from tagflow.tagger import contracts, evaluate, fit, register, sft, synth
 stage_task = task(cache_policy=NONE)  # DVC, not Prefect, decides what is stale
 
 
-@flow(name="tagger-synth")
-def synth_flow(params: str = "params.yaml") -> dict:
-    return stage_task(synth.run)(load_config(params))
+def stage_flow(name: str, run):
+    """A flow that loads params.yaml and runs `run(cfg)` as its one task."""
+    @flow(name=name)
+    def stage(params: str = "params.yaml"):
+        return stage_task(run)(load_config(params))
+    return stage
 
 
-@flow(name="tagger-validate")
-def validate_flow(params: str = "params.yaml") -> None:
-    stage_task(contracts.run)(load_config(params))
-
-
-@flow(name="tagger-train")
-def train_flow(params: str = "params.yaml") -> dict:
-    return stage_task(sft.run)(load_config(params))
-
-
-@flow(name="tagger-fit")
-def fit_flow(params: str = "params.yaml") -> dict:
-    return stage_task(fit.run)(load_config(params))
-
-
-@flow(name="tagger-evaluate")
-def evaluate_flow(params: str = "params.yaml") -> dict:
-    return stage_task(evaluate.run)(load_config(params))
-
-
-@flow(name="tagger-register")
-def register_flow(params: str = "params.yaml") -> dict:
-    return stage_task(register.run)(load_config(params))
+synth_flow = stage_flow("tagger-synth", synth.run)
+validate_flow = stage_flow("tagger-validate", contracts.run)
+train_flow = stage_flow("tagger-train", sft.run)
+fit_flow = stage_flow("tagger-fit", fit.run)
+evaluate_flow = stage_flow("tagger-evaluate", evaluate.run)
+register_flow = stage_flow("tagger-register", register.run)

@@ -10,7 +10,7 @@ import click
 from . import cli
 
 
-@cli.group(cls=type(cli))
+@cli.group()
 def tagger() -> None:
     """Keyword tagger: synthetic data, SFT, evaluation, registration, tagging."""
 

@@ -6,7 +6,7 @@ import click
 from . import cli
 
 
-@cli.group(cls=type(cli))
+@cli.group()
 def thesaurus() -> None:
     """The thesaurus: fetch the SKOS dump, build the concept table."""
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 from ..core.io import atomic_path, read_jsonl, write_json
 from ..core.log import get_logger
 from . import paths
+from .backends.base import FIT_INFO
 
 if TYPE_CHECKING:
     from ..config import Config
 
-FIT_INFO = "fit.json"
 log = get_logger("fit")
 
 

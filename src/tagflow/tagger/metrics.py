@@ -11,13 +11,12 @@ percentile bootstrap interval over documents, and `full_report`, which gathers a
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..core.errors import DataError
+from .text import verbatim
 
 
 def prf(pred: set[str], gold: set[str]) -> tuple[float, float, float]:
@@ -172,21 +171,6 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, seed: int = 0,
     alpha = (1 - level) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return float(low), float(high)
-
-
-def verbatim(text: str, labels: Iterable[str]) -> bool:
-    """True if any label occurs in the text as a whole word or phrase, ignoring case. Text and
-    labels are NFC-normalised; whitespace inside a label matches any run of whitespace in the
-    text; blank labels are ignored."""
-    body = unicodedata.normalize("NFC", text)
-    for label in labels:
-        words = unicodedata.normalize("NFC", label).split()
-        if not words:
-            continue
-        pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, words)) + r"(?!\w)"
-        if re.search(pattern, body, flags=re.IGNORECASE):
-            return True
-    return False
 
 
 def full_report(golds: list[list[str]], preds: list[list[str]], *, thesaurus,

@@ -70,6 +70,8 @@ def refine(ranked: list[str], scores: dict[str, float], th: Thesaurus, strategy:
     broad     keep the ancestor of each pair
     balanced  keep whichever of the pair scores higher (the descendant on a tie)
     Ancestors are followed through every parent, so this holds under polyhierarchy."""
+    if strategy not in REFINEMENTS:
+        raise ConfigError(f"unknown refinement {strategy!r}; known: {list(REFINEMENTS)}")
     if strategy == "none":
         return ranked
     if strategy == "specific":
@@ -82,8 +84,6 @@ def refine(ranked: list[str], scores: dict[str, float], th: Thesaurus, strategy:
                 dropped.add(u)
             else:
                 dropped.add(a)
-    if strategy not in ("broad", "balanced"):
-        raise ConfigError(f"unknown refinement {strategy!r}; known: {list(REFINEMENTS)}")
     return [u for u in ranked if u not in dropped]
 
 

@@ -3,7 +3,6 @@ pyfunc logged into the training run, a new registered version, and the gate's de
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,24 +19,16 @@ log = get_logger("register")
 
 def card(cfg: "Config") -> dict:
     """The model card of what this project would register now (see tagger.artifact)."""
-    from ..thesaurus import Thesaurus
+    import pandas as pd
+
     from .artifact import file_sha256, model_card
     from .backends import get_backend
 
     infer = cfg.tagger.infer
-    backend_info = {}
-    if infer.backend == "llm":
-        from .sft import adapter_meta
-        meta = adapter_meta(paths.ADAPTER_DIR)
-        backend_info = {"base_model": meta["base_model"], "prompt": meta["prompt"]}
-    else:  # what the fit stage learned (scorer, index, ensemble weights), summarised
-        from .fit import FIT_INFO
-        fit_info = Path(paths.BACKEND_DIR) / FIT_INFO
-        backend_info = {"fit": json.loads(fit_info.read_text())} if fit_info.exists() else {}
-    get_backend(infer.backend)  # a clear error for an unknown name, before anything is logged
+    backend_info = get_backend(infer.backend).model_info(paths.model_dir(infer.backend))
     dump = Path(cfg.thesaurus.dump)
     thesaurus = {"dump": dump.name, "sha256": file_sha256(dump) if dump.exists() else "unknown",
-                 "concepts": len(Thesaurus.load(paths.CONCEPTS))}
+                 "concepts": len(pd.read_parquet(paths.CONCEPTS, columns=["uri"]))}
     return model_card(infer, backend_info, thesaurus, tracking.code_version(), cfg.profile)
 
 

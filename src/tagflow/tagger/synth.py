@@ -18,7 +18,7 @@ from pathlib import Path
 from ..core.errors import DataError
 from ..core.io import atomic_path, read_json
 from ..core.log import Progress, get_logger
-from ..thesaurus import Thesaurus
+from ..thesaurus import Thesaurus, strings
 from .config import DEFAULT_PROMPT, SynthConfig
 from .teachers import make_teacher
 
@@ -75,17 +75,10 @@ def sample_concept_set(th: Thesaurus, rng: random.Random, k_min: int, k_max: int
     return ConceptSet(chosen, [th.label[u] for u in chosen], micro)
 
 
-def _strings(value) -> list[str]:
-    """A list of labels from a table cell: a list, a numpy array (Parquet) or nothing."""
-    if value is None or isinstance(value, (str, float)):
-        return [value] if isinstance(value, str) else []
-    return [v for v in list(value) if isinstance(v, str)]
-
-
 def describe(th: Thesaurus, uri: str, alt_max: int = 3, note_chars: int = 160) -> str:
     """`Label (also: alt, alt): scope note`, so the teacher knows what a terse label means."""
     row = th.row(uri)
-    alts = [a for a in _strings(row.get("alt_en"))[:alt_max]]
+    alts = strings(row.get("alt_en"))[:alt_max]
     note = (row.get("scope_note") or "").strip()
     text = th.label[uri] + (f" (also: {', '.join(alts)})" if alts else "")
     return text + (f": {note[:note_chars].rstrip()}" if note else "")
@@ -121,8 +114,9 @@ def clean_document(text: str) -> str:
 
 def verbatim_share(text: str, labels: list[str]) -> float:
     """Share of gold labels that appear word for word (case-insensitive) in the text."""
-    low = text.lower()
-    hits = sum(1 for lab in labels if re.search(r"\b" + re.escape(lab.lower()) + r"\b", low))
+    from .text import verbatim
+
+    hits = sum(verbatim(text, [label]) for label in labels)
     return hits / len(labels) if labels else 0.0
 
 
@@ -221,20 +215,25 @@ class DiscussedFilter:
 
         self.th, self.threshold = th, threshold
         self.encoder = load_encoder(encoder)
+        self._concepts: dict = {}  # uri -> description vectors (concepts recur across documents)
+
+    def _vectors(self, uri: str):
+        from ..core.encoders import embed
+
+        if uri not in self._concepts:
+            row = self.th.row(uri)
+            texts = [self.th.label[uri]] + strings(row.get("alt_en"))
+            if row.get("scope_note"):
+                texts.append(f"{self.th.label[uri]}: {row['scope_note']}")
+            self._concepts[uri] = embed(self.encoder, texts)
+        return self._concepts[uri]
 
     def similarity(self, text: str, uris: list[str]):
         from ..core.encoders import embed
         from .text import windows
 
         docs = embed(self.encoder, windows(text, 500))
-        out = []
-        for uri in uris:
-            row = self.th.row(uri)
-            texts = [self.th.label[uri]] + _strings(row.get("alt_en"))
-            if row.get("scope_note"):
-                texts.append(f"{self.th.label[uri]}: {row['scope_note']}")
-            out.append(float((embed(self.encoder, texts) @ docs.T).max()))
-        return out
+        return [float((self._vectors(uri) @ docs.T).max()) for uri in uris]
 
     def keep(self, text: str, cs: ConceptSet, min_concepts: int) -> ConceptSet | None:
         keep = [i for i, s in enumerate(self.similarity(text, cs.uris)) if s >= self.threshold]

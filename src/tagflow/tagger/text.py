@@ -77,3 +77,18 @@ def windows(text: str, size: int) -> list[str]:
         else:
             current = f"{current} {word}" if current else word
     return out + [current] if current else out
+
+
+def verbatim(text: str, labels) -> bool:
+    """True if any label occurs in the text as a whole word or phrase, ignoring case. Text and
+    labels are NFC-normalised; whitespace inside a label matches any run of whitespace in the
+    text; blank labels are ignored."""
+    body = unicodedata.normalize("NFC", text)
+    for label in labels:
+        words = unicodedata.normalize("NFC", label).split()
+        if not words:
+            continue
+        pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, words)) + r"(?!\w)"
+        if re.search(pattern, body, flags=re.IGNORECASE):
+            return True
+    return False

@@ -2,6 +2,7 @@
 and the broader/narrower/related graph, over the concept table written by `skos`."""
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from pathlib import Path
@@ -14,6 +15,15 @@ def normalize(label: str) -> str:
     text = unicodedata.normalize("NFKC", label).casefold().strip()
     text = re.sub(r"[\s_\-–—]+", " ", text)
     return re.sub(r"[\"'`.,;:!?()\[\]]", "", text).strip()
+
+
+def strings(value) -> list[str]:
+    """The non-empty strings of a concept-table cell: one label (str, None or NaN) or a list of
+    them (a list as `parse_skos` writes it, a numpy array once read back from Parquet)."""
+    if value is None or isinstance(value, float):
+        return []
+    values = [value] if isinstance(value, str) else list(value)
+    return [v.strip() for v in values if isinstance(v, str) and v.strip()]
 
 
 class Thesaurus:
@@ -39,6 +49,7 @@ class Thesaurus:
                 if lab:
                     self._index[normalize(lab)] = uri
         self._ancestors: dict[str, frozenset[str]] = {}
+        self._pref: dict[str, dict[str, str]] = {}  # lang -> uri -> preferred label, filled on use
 
     @classmethod
     def load(cls, path: str | Path) -> "Thesaurus":
@@ -54,17 +65,15 @@ class Thesaurus:
         """URI for a label in any language (preferred or alternative), else None."""
         return self._index.get(normalize(label))
 
+    @functools.cached_property
+    def _all_labels(self) -> dict[str, list[str]]:
+        cols = [c for c in self.table.columns if c.startswith(("pref_", "alt_"))]
+        return {row[0]: [v for value in row[1:] for v in strings(value)]
+                for row in zip(self.table["uri"], *(self.table[c] for c in cols))}
+
     def all_labels(self, uri: str) -> list[str]:
         """Every preferred and alternative label of `uri`, in every language of the table."""
-        if not hasattr(self, "_labels"):
-            cols = [c for c in self.table.columns if c.startswith(("pref_", "alt_"))]
-            self._labels: dict[str, list[str]] = {}
-            for row in zip(self.table["uri"], *(self.table[c] for c in cols)):
-                found: list[str] = []
-                for value in row[1:]:  # a pref_ string, or an alt_ list (an array from Parquet)
-                    found += [value] if isinstance(value, str) else [v for v in list(value) if isinstance(v, str)]
-                self._labels[row[0]] = [v for v in found if v]
-        return self._labels.get(uri, [])
+        return self._all_labels.get(uri, [])
 
     def is_pref_label(self, label: str) -> bool:
         uri = self.resolve(label)
@@ -90,18 +99,18 @@ class Thesaurus:
         redundant = set().union(*(self.ancestors(u) for u in chosen)) if chosen else set()
         return [u for u in uris if u not in redundant]
 
+    @functools.cached_property
+    def _rows(self) -> dict[str, dict]:
+        return {r["uri"]: r for r in self.table.to_dict("records")}
+
     def row(self, uri: str) -> dict:
         """The concept table's row for `uri` as a dict (labels, links, scope note)."""
-        if not hasattr(self, "_rows"):
-            self._rows = {r["uri"]: r for r in self.table.to_dict("records")}
         return self._rows[uri]
 
     def pref_label(self, uri: str, lang: str = "en") -> str:
         """The preferred label in `lang`, falling back to English when it has none."""
         if lang == "en" or f"pref_{lang}" not in self.table.columns:
             return self.label[uri]
-        if not hasattr(self, "_pref"):
-            self._pref: dict[str, dict[str, str]] = {}
         if lang not in self._pref:
             self._pref[lang] = dict(zip(self.table["uri"], self.table[f"pref_{lang}"]))
         return self._pref[lang].get(uri) or self.label[uri]

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 from ...core.errors import ConfigError
 
+FIT_INFO = "fit.json"  # the fit stage's summary, beside what it fitted
+
 
 @dataclass
 class Suggestion:
@@ -70,6 +72,15 @@ class TaggerBackend(ABC):
         and write the state into `out_dir` (an empty directory the caller makes and later moves
         into place). Returns a summary for the logs and MLflow. Default: nothing to learn."""
         return {}
+
+    @classmethod
+    def model_info(cls, model_dir: str | Path) -> dict:
+        """What the model card records about a model directory, read without loading it: by
+        default the fit stage's summary (scorer, index, ensemble weights)."""
+        import json
+
+        path = Path(model_dir) / FIT_INFO
+        return {"fit": json.loads(path.read_text())} if path.exists() else {}
 
     @abstractmethod
     def suggest(self, chunks: list[str]) -> list[ChunkSuggestions]:

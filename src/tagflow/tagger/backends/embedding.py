@@ -20,6 +20,7 @@ import numpy as np
 
 from ...core.errors import ConfigError, ModelError
 from ...core.io import write_json
+from ...thesaurus.index import strings
 from ..text import windows  # noqa: F401 (also part of this module's interface)
 from .base import ChunkSuggestions, Suggestion, TaggerBackend
 
@@ -27,15 +28,6 @@ INDEX = "index.npz"
 INFO = "embedding.json"
 # Parameters that shape the index: fixed at fit time, so inference must use the same ones.
 INDEX_PARAMS = ("encoder", "use_alt_labels", "use_scope_notes", "languages", "passage_prefix")
-
-
-def _texts(value) -> list[str]:
-    """Non-empty strings of a cell: a label (str, None or NaN) or a label list (a Python list as
-    `parse_skos` writes it, a numpy array once read back from Parquet)."""
-    if value is None or isinstance(value, float):
-        return []
-    values = [value] if isinstance(value, str) else list(value)
-    return [v.strip() for v in values if isinstance(v, str) and v.strip()]
 
 
 def _languages(params: dict, table) -> list[str]:
@@ -54,12 +46,12 @@ def concept_descriptions(table, params: dict) -> tuple[list[str], list[str]]:
     langs = _languages(params, table)
     uris, texts = [], []
     for row in table.to_dict("records"):
-        pref = [t for lang in langs for t in _texts(row.get(f"pref_{lang}"))]
-        alt = [t for lang in langs for t in _texts(row.get(f"alt_{lang}"))] if params["use_alt_labels"] else []
+        pref = [t for lang in langs for t in strings(row.get(f"pref_{lang}"))]
+        alt = [t for lang in langs for t in strings(row.get(f"alt_{lang}"))] if params["use_alt_labels"] else []
         own = pref + alt
-        note = _texts(row.get("scope_note")) if params["use_scope_notes"] else []
+        note = strings(row.get("scope_note")) if params["use_scope_notes"] else []
         if note and own:  # the note alone is ambiguous ("Includes solar wind, flares..."): name it
-            own.append(f"{(_texts(row.get('pref_en')) or own)[0]}: {note[0]}")
+            own.append(f"{(strings(row.get('pref_en')) or own)[0]}: {note[0]}")
         seen = set()
         for text in own:
             if text.casefold() not in seen:

@@ -18,22 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...core.errors import ModelError
+from ...thesaurus.index import strings
 from ..text import guess_language, stems, tokens
 from .base import ChunkSuggestions, Suggestion, TaggerBackend
 
 STATE = "lexical.pkl"
 FEATURES = ["log_count", "density", "first", "spread", "pref", "label_words", "ambiguity", "depth",
             "log_narrower", "ancestors_here", "descendants_here", "related_here", "same_micro", "top"]
-
-
-def _as_list(value) -> list:
-    if value is None or isinstance(value, float):
-        return []
-    return [value] if isinstance(value, str) else list(value)
-
-
-def thesaurus_languages(thesaurus) -> list[str]:
-    return sorted(c.removeprefix("pref_") for c in thesaurus.table.columns if c.startswith("pref_"))
 
 
 class LabelIndex:
@@ -52,7 +43,7 @@ class LabelIndex:
             for row in table.itertuples(index=False):
                 uri = row.uri
                 labels = [(getattr(row, f"pref_{lang}"), True)]
-                labels += [(a, False) for a in _as_list(getattr(row, alt_col))] if alt_col else []
+                labels += [(a, False) for a in strings(getattr(row, alt_col))] if alt_col else []
                 for label, is_pref in labels:
                     if not isinstance(label, str) or not label.strip():
                         continue
@@ -158,7 +149,7 @@ class LexicalBackend(TaggerBackend):
     @staticmethod
     def _languages(params: dict, thesaurus) -> list[str]:
         wanted = [x.strip() for x in params["languages"].split(",") if x.strip()]
-        return wanted or thesaurus_languages(thesaurus)
+        return wanted or thesaurus.languages()
 
     def _candidates(self, text: str) -> tuple[list[str], list[list[float]]]:
         lang = guess_language(text, self.index.languages)

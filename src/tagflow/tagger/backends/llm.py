@@ -85,5 +85,12 @@ class LLMBackend(TaggerBackend):
             results.append(result)
         return results
 
+    @classmethod
+    def model_info(cls, model_dir) -> dict:
+        from ..sft import adapter_meta
+
+        meta = adapter_meta(model_dir)
+        return {"base_model": meta["base_model"], "prompt": meta["prompt"]}
+
     def describe(self) -> dict:
         return {"base_model": self.meta["base_model"], "prompt": self.prompt}
