@@ -32,8 +32,9 @@ _stage("register", "Log the model with its card, register it and apply the gate 
 
 
 def read_documents(file: str) -> tuple[list[dict], bool]:
-    """(documents, batch?): a JSONL file of {"id", "text"} is a batch; a text or HTML file (or -
-    for stdin) one document."""
+    """(documents, batch?): a JSONL file of {"id", "text"} is a batch; a text, HTML, PDF or DOCX
+    file (or - for stdin, read as text) one document."""
+    from ..core.documents import extract_text
     from ..core.errors import DataError
     from ..core.io import read_jsonl
 
@@ -42,43 +43,13 @@ def read_documents(file: str) -> tuple[list[dict], bool]:
     path = Path(file)
     if not path.is_file():
         raise DataError(f"{file}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
+    if path.suffix.lower() == ".jsonl":
         rows = read_jsonl(path)
         for n, row in enumerate(rows, 1):
             if not isinstance(row, dict) or not isinstance(row.get("text"), str):
                 raise DataError(f"{file}:{n}: each line needs a \"text\" string (and optionally \"id\")")
         return [{"id": row.get("id", str(n)), "text": row["text"]} for n, row in enumerate(rows, 1)], True
-    if suffix in (".pdf", ".docx", ".doc", ".odt"):
-        raise DataError(f"{file}: {suffix} documents are not read yet; convert to text or HTML first")
-    text = path.read_text(errors="replace")
-    if suffix in (".html", ".htm"):
-        text = html_to_text(text)
-    return [{"id": path.stem, "text": text}], False
-
-
-def html_to_text(html: str) -> str:
-    """Visible text of an HTML page (scripts, styles and markup dropped), stdlib only."""
-    from html.parser import HTMLParser
-
-    class Text(HTMLParser):
-        def __init__(self):
-            super().__init__()
-            self.parts, self.skip = [], 0
-
-        def handle_starttag(self, tag, attrs):
-            self.skip += tag in ("script", "style", "noscript", "template")
-
-        def handle_endtag(self, tag):
-            self.skip -= tag in ("script", "style", "noscript", "template") and self.skip > 0
-
-        def handle_data(self, data):
-            if not self.skip and data.strip():
-                self.parts.append(data.strip())
-
-    parser = Text()
-    parser.feed(html)
-    return "\n".join(parser.parts)
+    return [{"id": path.stem, "text": extract_text(path.read_bytes(), str(path))}], False
 
 
 @tagger.command()
@@ -93,7 +64,7 @@ def html_to_text(html: str) -> str:
 @click.pass_obj
 def tag(obj: dict, file: str, top_n: int | None, refine: str | None, lang: str | None,
         model_name: str | None) -> None:
-    """Tag FILE with the champion: text, HTML, or - for stdin (one JSON answer), or a JSONL file of
+    """Tag FILE with the champion: text, HTML, PDF, DOCX, or - for stdin (one JSON answer), or a JSONL file of
     {"id", "text"} documents (one JSONL line of ranked concepts per document, all batched)."""
     import pandas as pd
 
