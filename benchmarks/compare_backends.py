@@ -34,12 +34,16 @@ SHOWN = ["f1_doc", "f1_doc_ci_low", "f1_doc_ci_high", "f1_at_5", "ndcg_at_5", "h
          "precision_doc", "recall_doc", "f1_doc_not_verbatim", "docs_per_s"]
 
 
-def load_project(project: Path):
-    """(config, thesaurus, synthetic train split, validation split) of a project that ran dvc repro."""
-    cfg = load_config(project / "params.yaml")
+def load_project(project: Path, params: Path | None = None):
+    """(config, thesaurus, synthetic train split, validation split) of a project that ran dvc repro
+    (the splits are empty where synthesis has not run: backends that learn nothing still compare)."""
+    cfg = load_config(params or project / "params.yaml")
     th = Thesaurus.load(project / "artifacts/thesaurus/concepts.parquet")
-    return (cfg, th, read_jsonl(project / "artifacts/sft/train.jsonl"),
-            read_jsonl(project / "artifacts/sft/val.jsonl"))
+    sft = project / "artifacts/sft"
+    if not (sft / "train.jsonl").exists():
+        print(f"[compare] no synthetic splits in {sft}: fitting on none, no synthetic test set", file=sys.stderr)
+        return cfg, th, [], []
+    return cfg, th, read_jsonl(sft / "train.jsonl"), read_jsonl(sft / "val.jsonl")
 
 
 def run_backend(infer, thesaurus, train, val, sets: dict[str, list[dict]]) -> dict:
@@ -75,16 +79,19 @@ def yso(mirror: Path) -> tuple[Thesaurus, list[dict], list[dict]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--project", default=".", help="project root with artifacts/ (a run of dvc repro)")
-    ap.add_argument("--backends", nargs="+", default=["lexical", "embedding", "ensemble"])
+    ap.add_argument("--params", help="params.yaml to read tagger.infer from (default: the project's)")
+    ap.add_argument("--backends", nargs="+", default=["lexical", "embedding", "ensemble"],
+                    help="backend names or variants (<backend>@<name>) configured in tagger.infer.backends")
     ap.add_argument("--mirror", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--no-yso", action="store_true")
     ap.add_argument("--out", help="write all figures here (JSON)")
     args = ap.parse_args()
 
     project = Path(args.project)
-    cfg, th, train, val = load_project(project)
-    sets = {"dev": load_dev_set(project / (cfg.tagger.evaluate.dev_set or "devsets/tagger")),
-            "test": read_jsonl(project / "artifacts/sft/test.jsonl")}
+    cfg, th, train, val = load_project(project, args.params and Path(args.params))
+    sets = {"dev": load_dev_set(project / (cfg.tagger.evaluate.dev_set or "devsets/tagger"))}
+    if train:
+        sets["test"] = read_jsonl(project / "artifacts/sft/test.jsonl")
     yso_data = None if args.no_yso else yso(Path(args.mirror))
     results = {}
     for backend in args.backends:
@@ -92,7 +99,7 @@ def main() -> None:
         infer.backend = backend
         print(f"[compare] {backend}: fitting on {len(train)} synthetic documents", file=sys.stderr)
         results[backend] = run_backend(infer, th, train, val, sets)
-        if yso_data and backend != "llm":
+        if yso_data and not backend.startswith(("llm", "route")):   # route: its e5 member indexes en/fr/es
             yth, titles, docs = yso_data
             yinfer = copy.deepcopy(infer)
             print(f"[compare] {backend}: YSO ({len(titles)} titles -> {len(docs)} texts)", file=sys.stderr)

@@ -66,3 +66,34 @@ def test_generation_budget_is_honoured(adapters, tiny_thesaurus):
     short = backend(adapters["json"], tiny_thesaurus, max_new_tokens=3)
     tokens = [len(short.tok(c.raw, add_special_tokens=False)["input_ids"]) for c in short.suggest(CHUNKS)]
     assert all(n <= 4 for n in tokens)  # re-tokenizing decoded text may add one token
+
+
+def test_constrained_decoding_answers_distinct_thesaurus_labels(adapters, tiny_thesaurus):
+    # The untrained adapter paraphrases under free decoding; constrained, it can only pick labels.
+    free = backend(adapters["json"], tiny_thesaurus, max_new_tokens=24).suggest(CHUNKS)
+    llm = backend(adapters["json"], tiny_thesaurus, max_new_tokens=24, decoding="constrained",
+                  max_labels=3, batch_size=2)
+    constrained = llm.suggest(CHUNKS)
+    assert [c.raw for c in constrained] != [c.raw for c in free]
+    for chunk in constrained:
+        labels = json.loads(chunk.raw)
+        uris = [tiny_thesaurus.resolve(label) for label in labels]
+        assert 1 <= len(labels) <= 3 and None not in uris and len(set(uris)) == len(uris)
+        assert [s.uri for s in chunk.suggestions] == uris and not chunk.unknown
+    assert llm.describe()["base_model"] == BASE
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"decoding": "beam"}, r"llm\.decoding: expected one of \['free', 'constrained'\]"),
+    ({"decoding": "constrained", "label_languages": "en,de"}, r"label_languages: 'en,de' is not"),
+])
+def test_bad_decoding_settings_are_refused(adapters, tiny_thesaurus, params, message):
+    from tagflow.core.errors import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        backend(adapters["json"], tiny_thesaurus, **params)
+
+
+def test_a_budget_too_small_for_any_label_is_refused(adapters, tiny_thesaurus):
+    from tagflow.core.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"max_new_tokens: 3 tokens cannot hold even the shortest label answer \(4\)"):
+        backend(adapters["json"], tiny_thesaurus, decoding="constrained", max_new_tokens=3)

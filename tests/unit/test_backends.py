@@ -16,11 +16,13 @@ def test_llm_is_registered():
     assert "llm" in backends.names()
     cls = backends.get_backend("llm")
     assert issubclass(cls, TaggerBackend) and cls.name == "llm"
-    assert cls.DEFAULT_PARAMETERS == {"max_new_tokens": 96, "batch_size": 8}
+    assert cls.DEFAULT_PARAMETERS == {"max_new_tokens": 96, "batch_size": 8, "decoding": "free",
+                                      "mapping": "exact", "min_similarity": 0.75, "max_labels": 10,
+                                      "label_languages": "en"}
 
 
 def test_unknown_backend():
-    with pytest.raises(ConfigError, match=r"unknown tagger backend 'nope'; known: \['embedding', 'ensemble', 'lexical', 'llm'\]"):
+    with pytest.raises(ConfigError, match=r"unknown tagger backend 'nope'; known: \['embedding', 'ensemble', 'lexical', 'llm', 'route'\]"):
         backends.get_backend("nope")
 
 
@@ -34,7 +36,7 @@ def test_backends_import_lazily():
 
 def test_params_overlay_the_defaults():
     cls = backends.get_backend("llm")
-    assert cls.resolve_params({"batch_size": 2}, "x") == {"max_new_tokens": 96, "batch_size": 2}
+    assert cls.resolve_params({"batch_size": 2}, "x") == {**cls.DEFAULT_PARAMETERS, "batch_size": 2}
     with pytest.raises(ConfigError, match=r"x: unknown parameter\(s\) \['beams'\]"):
         cls.resolve_params({"beams": 2}, "x")
     with pytest.raises(ConfigError, match=r"x\.batch_size: expected int, got True"):
@@ -45,6 +47,25 @@ def test_check_params_refuses_a_misspelled_backend_block():
     cfg = InferConfig(backend="llm", backends={"llm": {}, "lexcial": {}})
     with pytest.raises(ConfigError, match="unknown tagger backend 'lexcial'"):
         backends.check_params(cfg)
+
+
+def test_variants_configure_a_backend_twice_and_are_checked_alike():
+    assert backends.get_backend("embedding@multilingual") is backends.get_backend("embedding")
+    assert backends.base_name("embedding@multilingual") == "embedding"
+    cfg = InferConfig(backend="llm@constrained", backends={
+        "llm@constrained": {"decoding": "constrained"}, "embedding@x": {"encoder": "e"}})
+    assert backends.check_params(cfg)["decoding"] == "constrained"
+    bad = InferConfig(backend="llm", backends={"llm": {}, "embedding@x": {"encodr": "e"}})
+    with pytest.raises(ConfigError, match=r"backends\.embedding@x: unknown parameter\(s\) \['encodr'\]"):
+        backends.check_params(bad)
+    with pytest.raises(ConfigError, match="unknown tagger backend 'lexcial@fr'"):
+        backends.get_backend("lexcial@fr")
+
+
+def test_the_llm_and_its_variants_share_the_adapter_directory():
+    from tagflow.tagger import paths
+    assert paths.model_dir("llm") == paths.model_dir("llm@constrained") == paths.ADAPTER_DIR
+    assert paths.model_dir("route") == paths.model_dir("embedding@x") == paths.BACKEND_DIR
 
 
 class Keyword(TaggerBackend):

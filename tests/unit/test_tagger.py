@@ -184,7 +184,7 @@ class CannedLLM(LLMBackend):
 
     def __init__(self, th, answer):
         self.params, self.thesaurus, self.model_dir = self.resolve_params({}, "canned"), th, None
-        self.answer, self.calls = answer, []
+        self.answer, self.calls, self.trie, self.nearest = answer, [], None, None
 
     def generate(self, chunks):
         self.calls.append(list(chunks))

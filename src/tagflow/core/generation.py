@@ -8,11 +8,15 @@ Messages = list[dict]
 
 def generate_chat(tok, model, conversations: list[Messages], *, max_new_tokens: int,
                   batch_size: int, sample: bool = False, temperature: float = 1.0,
-                  seed: int | None = None, **generate_kwargs) -> list[str]:
-    """One decoded answer per conversation, in order. `seed` (sampling) seeds each batch alike."""
+                  seed: int | None = None, processor=None, decode: bool = True,
+                  **generate_kwargs) -> list[str] | list[list[int]]:
+    """One answer per conversation, in order: decoded text, or the new token ids (`decode=False`).
+    `seed` (sampling) seeds each batch alike; `processor()` makes a logits processor per batch
+    (constrained decoding keeps per-batch state)."""
     import torch
+    from transformers import LogitsProcessorList
 
-    outputs: list[str] = []
+    outputs: list = []
     for i in range(0, len(conversations), max(1, batch_size)):
         batch = conversations[i:i + max(1, batch_size)]
         enc = tok.apply_chat_template(batch, add_generation_prompt=True, return_tensors="pt",
@@ -22,7 +26,10 @@ def generate_chat(tok, model, conversations: list[Messages], *, max_new_tokens: 
         kwargs = dict(max_new_tokens=max_new_tokens, do_sample=sample, pad_token_id=tok.pad_token_id)
         if sample:
             kwargs["temperature"] = temperature
+        if processor is not None:
+            kwargs["logits_processor"] = LogitsProcessorList([processor()])
         with torch.inference_mode():
             out = model.generate(**enc, **kwargs, **generate_kwargs)
-        outputs += tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        new = out[:, enc["input_ids"].shape[1]:]
+        outputs += tok.batch_decode(new, skip_special_tokens=True) if decode else new.tolist()
     return outputs

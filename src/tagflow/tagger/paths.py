@@ -17,5 +17,5 @@ METRICS_FIT = "metrics/fit.json"
 
 def model_dir(backend: str) -> str:
     """Where the configured backend's model lives (bundled into the registered model)."""
-    return ADAPTER_DIR if backend == "llm" else BACKEND_DIR
+    return ADAPTER_DIR if backend.split("@", 1)[0] == "llm" else BACKEND_DIR   # llm or a variant
 METRICS_TAGGER = "metrics/tagger.json"

@@ -151,7 +151,7 @@ def run(cfg: "Config") -> dict:
     c = cfg.tagger
     params = tracking.flatten("synth", c.synth) | tracking.flatten("sft", c.sft)
     with tracking.stage_run(c.tracking.experiment, "train_sft", cfg.profile, params) as run_id:
-        if c.infer.backend == "llm":
+        if paths.model_dir(c.infer.backend) == paths.ADAPTER_DIR:   # llm or an llm variant
             summary = train(c.sft, paths.SFT_DIR, paths.ADAPTER_DIR, prompt=split_prompt(paths.SFT_DIR))
             mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
             mlflow.set_tag("runtime", summary["runtime"])

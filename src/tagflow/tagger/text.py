@@ -31,6 +31,8 @@ def tokens(text: str) -> list[str]:
 
 
 _STOP_SETS = {lang: set(tokens(" ".join(words))) for lang, words in _STOPWORDS.items()}
+# What guess_language can tell apart: by stop words, or by script (Arabic, Cyrillic as Russian).
+GUESSABLE_LANGUAGES = sorted({*_STOPWORDS, "ar", "ru"})
 
 
 @functools.lru_cache(maxsize=None)

@@ -5,6 +5,10 @@ top-N are the tagger's (`tagger.pipeline`), so every backend gets them alike.
 
 Adding a backend: a module here with a `TaggerBackend` subclass (name, DEFAULT_PARAMETERS,
 suggest; `fit` if it learns from the synthetic data), and one line in `_BACKENDS`.
+
+A backend can be configured more than once under variant names, `<backend>@<variant>` (say
+`embedding@multilingual` with another encoder): each variant has its own parameter block, and
+composite backends (ensemble, route) name variants as members.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ _BACKENDS = {
     "lexical": "lexical:LexicalBackend",  # label matching in every language + a learned scorer
     "embedding": "embedding:EmbeddingBackend",  # sentence encoder over concept descriptions
     "ensemble": "ensemble:EnsembleBackend",  # weighted fusion of other backends
+    "route": "route:RouteBackend",        # each chunk to the member configured for its language
 }
 
 
@@ -26,10 +31,15 @@ def names() -> list[str]:
     return sorted(_BACKENDS)
 
 
+def base_name(name: str) -> str:
+    """`embedding@multilingual` -> `embedding`: the backend a variant name configures."""
+    return name.split("@", 1)[0]
+
+
 def get_backend(name: str) -> type:
-    """The backend class registered under `name`."""
+    """The backend class registered under `name` (or the backend of the variant `name`)."""
     try:
-        module, cls = _BACKENDS[name].split(":")
+        module, cls = _BACKENDS[base_name(name)].split(":")
     except KeyError:
         raise ConfigError(f"unknown tagger backend {name!r}; known: {names()}") from None
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)

@@ -18,10 +18,13 @@ STATE = "ensemble.json"
 
 
 def _members(params: dict) -> list[str]:
+    from . import base_name
+
     names = [m.strip() for m in params["members"].split(",") if m.strip()]
-    if len(names) < 2 or "ensemble" in names or "llm" in names or len(set(names)) != len(names):
-        raise ConfigError(f"ensemble members must be two or more distinct backends other than llm "
-                          f"and ensemble, got {params['members']!r}")
+    kinds = {base_name(n) for n in names}
+    if len(names) < 2 or kinds & {"ensemble", "llm", "route"} or len(set(names)) != len(names):
+        raise ConfigError(f"ensemble members must be two or more distinct backends other than llm, "
+                          f"ensemble and route, got {params['members']!r}")
     return names
 
 

@@ -1,5 +1,10 @@
-"""Free generation: an instruction LLM (with its LoRA adapter) answers a JSON array of labels per
-chunk; labels in any thesaurus language are resolved to concept URIs. The reference system.
+"""The fine-tuned generator: an instruction LLM (with its LoRA adapter) answers a JSON array of
+labels per chunk. Two decoding modes:
+- `free` (the reference system): whatever it writes is parsed leniently, and each label is
+  resolved to a concept in any thesaurus language, exactly, else (`mapping: nearest`) to the
+  closest label by character trigrams above `min_similarity`; the rest counts as unknown;
+- `constrained`: a label trie steers decoding (`constrained.py`), so the answer is always a JSON
+  array of distinct thesaurus labels.
 
 The prompt is the one the adapter was trained with (recorded beside it by the SFT step), never
 the current code's default, so an old model keeps answering the question it learned."""
@@ -9,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from ...core.errors import ModelError
+from ...core.errors import ConfigError, ModelError
 from ...thesaurus import normalize
 from .base import ChunkSuggestions, Suggestion, TaggerBackend
 
@@ -35,12 +40,13 @@ def parse_keywords(raw: str) -> list[str] | None:
     return None
 
 
-def resolve_labels(labels: list[str], thesaurus) -> ChunkSuggestions:
-    """Labels -> one vote (score 1) per concept; repeated concepts and unknown labels counted."""
+def resolve_labels(labels: list[str], thesaurus, nearest=None) -> ChunkSuggestions:
+    """Labels -> one vote (score 1) per concept; repeated concepts and unknown labels counted.
+    `nearest(label) -> uri | None` maps labels that match no thesaurus label exactly."""
     seen: set[str] = set()   # labels and URIs already counted in this chunk
     suggestions, unknown, duplicates = [], [], 0
     for label in labels:
-        uri = thesaurus.resolve(label)
+        uri = thesaurus.resolve(label) or (nearest(label) if nearest else None)
         key = uri or normalize(label)
         if key in seen:      # same label twice, or two labels of one concept
             duplicates += 1
@@ -53,37 +59,93 @@ def resolve_labels(labels: list[str], thesaurus) -> ChunkSuggestions:
     return ChunkSuggestions(suggestions, emitted=len(labels), unknown=unknown, duplicates=duplicates)
 
 
+def _languages(spec: str, thesaurus) -> list[str]:
+    langs = [lang.strip() for lang in spec.split(",") if lang.strip()]
+    missing = [lang for lang in langs if lang not in thesaurus.languages()]
+    if not langs or missing:
+        raise ConfigError(f"backend llm.label_languages: {spec!r} is not a comma-separated subset "
+                          f"of the thesaurus languages {thesaurus.languages()}")
+    return langs
+
+
 class LLMBackend(TaggerBackend):
     name = "llm"
     DEFAULT_PARAMETERS = {
         "max_new_tokens": 96,   # generation budget per chunk
         "batch_size": 8,        # chunks generated together
+        "decoding": "free",     # free | constrained (see the module docstring)
+        "mapping": "exact",     # free decoding: exact | nearest (unknown labels to the closest one)
+        "min_similarity": 0.75,  # nearest mapping: least trigram cosine to accept a label
+        "max_labels": 10,       # constrained decoding: most labels per chunk
+        "label_languages": "en",  # constrained decoding: languages of the labels it may write
     }
+
+    @classmethod
+    def _check(cls, params: dict) -> dict:
+        params = cls.resolve_params(params, f"backend {cls.name}")
+        choices = {"decoding": ("free", "constrained"), "mapping": ("exact", "nearest")}
+        for key, allowed in choices.items():
+            if params[key] not in allowed:
+                raise ConfigError(f"backend llm.{key}: expected one of {list(allowed)}, got {params[key]!r}")
+        for key in ("max_labels", "max_new_tokens", "batch_size"):
+            if params[key] < 1:
+                raise ConfigError(f"backend llm.{key}: must be at least 1, got {params[key]}")
+        return params
 
     def __init__(self, params: dict, thesaurus, model_dir: str | Path | None = None):
         super().__init__(params, thesaurus, model_dir)
+        self.params = self._check(self.params)
         if self.model_dir is None:
             raise ModelError("the llm backend needs a trained adapter directory (run the SFT step)")
         from ..sft import load_adapter
         self.tok, self.model, self.meta = load_adapter(self.model_dir)
         self.prompt = self.meta["prompt"]
+        self.trie = self.nearest = None
+        if self.params["decoding"] == "constrained":
+            from .constrained import LabelTrie
+            self.trie = LabelTrie(self.tok, thesaurus, _languages(self.params["label_languages"], thesaurus))
+            shortest = len(self.trie.open) + self.trie.root.close_rest + 1   # + end of sequence
+            if self.params["max_new_tokens"] < shortest:
+                raise ConfigError(f"backend llm.max_new_tokens: {self.params['max_new_tokens']} tokens "
+                                  f"cannot hold even the shortest label answer ({shortest})")
+        elif self.params["mapping"] == "nearest":
+            from .mapping import NearestLabel
+            self.nearest = NearestLabel(thesaurus, self.params["min_similarity"])
 
-    def generate(self, chunks: list[str]) -> list[str]:
+    def generate(self, chunks: list[str]) -> list[str] | list[list[int]]:
+        """Decoded answers (free), or generated token ids (constrained), one per chunk."""
         from ...core.generation import generate_chat
 
         conversations = [[{"role": "user", "content": self.prompt.format(text=c)}] for c in chunks]
+        kwargs = {}
+        if self.trie is not None:
+            from .constrained import TrieLogitsProcessor
+            budget, items = self.params["max_new_tokens"], self.params["max_labels"]
+            kwargs = {"processor": lambda: TrieLogitsProcessor(self.trie, budget, items), "decode": False}
         return generate_chat(self.tok, self.model, conversations,
                              max_new_tokens=self.params["max_new_tokens"],
-                             batch_size=self.params["batch_size"])
+                             batch_size=self.params["batch_size"], **kwargs)
 
     def suggest(self, chunks: list[str]) -> list[ChunkSuggestions]:
+        if self.trie is not None:
+            return [self._read_constrained(ids) for ids in self.generate(chunks)]
         results = []
         for raw in self.generate(chunks):
             labels = parse_keywords(raw)
-            result = resolve_labels(labels or [], self.thesaurus)
+            result = resolve_labels(labels or [], self.thesaurus, self.nearest)
             result.raw, result.well_formed = raw, labels is not None
             results.append(result)
         return results
+
+    def _read_constrained(self, ids: list[int]) -> ChunkSuggestions:
+        from .constrained import labels_json
+
+        items, closed = self.trie.read_answer(ids)
+        # Cut off mid-item (budget or a dead end): the complete items still form a valid array.
+        raw = self.tok.decode(ids, skip_special_tokens=True) if closed else \
+            labels_json([label for _, label in items])
+        return ChunkSuggestions([Suggestion(uri, 1.0) for uri, _ in items], raw=raw,
+                                well_formed=closed, emitted=len(items))
 
     @classmethod
     def model_info(cls, model_dir) -> dict:
