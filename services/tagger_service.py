@@ -2,30 +2,50 @@
 
     bentoml serve services.tagger_service:Tagger --host 127.0.0.1 --port 3000   # from the project root
 
-Endpoints (all POST, JSON in and out; the Swagger UI is at `/`):
-  /tag        {"text": "...", "top_n": 10}  -> {"keywords": [{uri, label, score}], "model": {name, version}}
-  /tag_batch  {"texts": ["...", ...], "top_n": 10} -> {"results": [{"keywords": [...]}, ...], "model": ...}
-  /info       {} -> which model version is loaded (or why none is), its card, and the request limits
-BentoML adds GET /readyz, /livez, /healthz and /metrics.
+Endpoints (POST, JSON in and out unless said otherwise):
+  /tag        {"text": "...", "top_n": 10, "refine", "lang", "hierarchy"}
+              -> {"keywords": [{uri, label, score}], "model": {name, version}, "gate": {...}}
+  /tag_batch  {"texts": ["...", ...], ...} -> {"results": [{"keywords": [...]}, ...], "model", "gate"}
+  /tag_file   multipart: file (text, HTML, PDF or DOCX) + the same optional fields -> as /tag, plus
+              the extracted text's length
+  /info       {} -> which model version is loaded (or why none is), its gate verdict and card,
+              the queue and the request limits
+GET /       the service's own docs page (no remote scripts); GET /ui the librarian page;
+GET /readyz 200 only while a champion is loaded. BentoML adds /livez, /healthz, /metrics, /docs.json.
 
 The model comes from the MLflow registry ($MLFLOW_TRACKING_URI): the version holding the
 `champion` alias of `unesco-tagger` (TAGFLOW_MODEL_NAME names another). Everything that shapes
-its answers (backend, prompt, chunking, default top_n, thesaurus version) comes from the model's
-own card, never from a params.yaml, so it answers as its evaluation measured; /info shows the card.
-It is loaded once at start-up. With no champion yet the
-service still starts and answers 503 with instructions; it looks at the registry again on later
-requests (at most every TAGFLOW_CHAMPION_RECHECK_SECONDS, default 5), so promoting a model needs no
-restart. Replacing an already loaded champion does need a restart (a deliberate deploy step).
+its answers comes from the model's own card, never from a params.yaml. The alias is followed both
+ways: every TAGFLOW_CHAMPION_RECHECK_SECONDS (default 5) a watcher thread looks at it, loads a new
+version off the request path and swaps it in (promotion or rollback; logged as "switched from vN
+to vM"). Every answer names the version and its gate verdict, so a plumbing-only model cannot pass
+for a measured one.
+
+At start (once, before workers), a registry that does not answer after
+TAGFLOW_REGISTRY_START_ATTEMPTS tries (default 3, 2 s apart) ends `bentoml serve` with one message
+and a non-zero status. A registry without a champion is fine: the service answers 503 (not ready)
+until one is promoted.
+
+Inference runs on one thread behind a bounded queue: concurrent requests with the same parameters
+share one model call (TAGFLOW_BATCH_WAIT_MS, default 10); with TAGFLOW_MAX_PENDING (default 8)
+requests queued or running, more are refused at once with 503 and Retry-After; a request waits at
+most TAGFLOW_REQUEST_TIMEOUT_SECONDS (default 120) and then gets 504.
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import asyncio
+import concurrent.futures
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import bentoml
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_serializer
 from starlette.responses import JSONResponse
 
-from services.common import BodySizeLimit, Champion, error, model_name, recheck_seconds, too_large
+from services.common import (BodySizeLimit, Busy, Batcher, Champion, StaticPages, busy,
+                             check_registry_at_start, error, model_name, recheck_seconds, too_large)
+from services.pages import docs_page, librarian_page
 from tagflow.tagger.config import RegistryConfig
 
 MAX_TEXT_CHARS = 200_000      # per request: one text, or all texts of a batch together
@@ -34,6 +54,11 @@ MAX_BATCH_TEXTS = 32
 # The raw body is refused before it is parsed. JSON can spend up to 12 bytes on one character
 # (an escaped surrogate pair), so 4 MiB admits any body whose text is within MAX_TEXT_CHARS.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_FILE_BYTES = 20 * 1024 * 1024     # an uploaded PDF or DOCX (its text: MAX_TEXT_CHARS)
+MAX_PENDING = int(os.environ.get("TAGFLOW_MAX_PENDING", "8"))
+REQUEST_TIMEOUT = float(os.environ.get("TAGFLOW_REQUEST_TIMEOUT_SECONDS", "120"))
+BATCH_WAIT = float(os.environ.get("TAGFLOW_BATCH_WAIT_MS", "10")) / 1000
+MODEL_NAME = model_name("TAGFLOW_MODEL_NAME", RegistryConfig.model_name)
 
 
 def _not_blank(text: str) -> str:
@@ -46,16 +71,34 @@ Text = Annotated[str, Field(strict=True, description=f"document text, at most {M
                  AfterValidator(_not_blank)]
 TopN = Annotated[int, Field(strict=True, ge=1, le=MAX_TOP_N,
                             description="concepts to return (default: the model's own top_n)")]
+FormTopN = Annotated[int, Field(ge=1, le=MAX_TOP_N, description="concepts to return (default: the model's own)")]
+Hierarchy = Annotated[bool, Field(description="add each concept's broader path and micro-thesaurus")]
 
 
 Refine = Literal["none", "specific", "balanced", "broad"]   # see tagflow.tagger.pipeline.refine
 Lang = Literal["en", "fr", "es", "ar", "ru"]
 
 
+class Node(BaseModel):
+    uri: str
+    label: str
+
+
 class ConceptOut(BaseModel):
     uri: str
     label: str
     score: float
+    # with hierarchy=true, when the model carries its thesaurus: top concept first, parent last
+    broader: list[Node] | None = None
+    micro_thesaurus: Node | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_hierarchy(self, handler):     # the hierarchy fields only when asked for
+        data = handler(self)
+        for key in ("broader", "micro_thesaurus"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class ModelRef(BaseModel):
@@ -66,6 +109,11 @@ class ModelRef(BaseModel):
 class TagResponse(BaseModel):
     keywords: list[ConceptOut]
     model: ModelRef
+    gate: dict
+
+
+class FileTagResponse(TagResponse):
+    chars: int
 
 
 class DocumentKeywords(BaseModel):
@@ -75,74 +123,153 @@ class DocumentKeywords(BaseModel):
 class BatchResponse(BaseModel):
     results: list[DocumentKeywords]
     model: ModelRef
+    gate: dict
 
 
-@bentoml.service(name="tagger", traffic={"timeout": 600})   # long documents on CPU take minutes
+def broader_path(th: Any, uri: str, lang: str) -> list[Node]:
+    """The chain of broader concepts above `uri`, top first (the first parent at each level)."""
+    path, seen = [], {uri}
+    parent = next(iter(th.broader.get(uri) or ()), None)
+    while parent and parent not in seen and parent in th:
+        seen.add(parent)
+        path.append(Node(uri=parent, label=th.pref_label(parent, lang)))
+        parent = next(iter(th.broader.get(parent) or ()), None)
+    return path[::-1]
+
+
+def micro_thesaurus(th: Any, uri: str) -> Node | None:
+    group = th.micro.get(uri) if uri in th else None
+    if not group:
+        return None
+    return Node(uri=group, label=th.row(uri).get("micro_thesaurus_label") or group)
+
+
+@bentoml.service(name="tagger", traffic={"timeout": REQUEST_TIMEOUT + 30})
 class Tagger:
-    def __init__(self) -> None:
-        self.champion = Champion(model_name("TAGFLOW_MODEL_NAME", RegistryConfig.model_name), recheck_seconds())
-        # NoChampionError is tolerated (the service starts and says so); any other failure
-        # (unreachable registry, broken model) stops the start-up with its own message.
-        self.champion.try_load(at_startup=True)
+    @bentoml.on_deployment
+    def _registry_answers() -> None:
+        """Runs once in the serve process before any worker: fail fast on a dead registry."""
+        check_registry_at_start(MODEL_NAME)
 
-    def _predict(self, texts: list[str], top_n: int | None, refine: str | None = None,
-                 lang: str | None = None) -> list[list[ConceptOut]] | JSONResponse:
-        model = self.champion.get()
-        if model is None:
+    def __init__(self) -> None:
+        self.champion = Champion(MODEL_NAME, recheck_seconds())
+        self.champion.check_once()            # at once, so a champion is ready when /readyz is
+        self.champion.start()
+        self.batcher = Batcher(MAX_PENDING, MAX_BATCH_TEXTS, BATCH_WAIT)
+
+    @bentoml.on_shutdown
+    def _stop(self) -> None:
+        self.champion.stop()
+        self.batcher.stop()
+
+    async def __is_ready__(self) -> bool:
+        return self.champion.ready
+
+    async def _predict(self, texts: list[str], top_n: int | None, refine: str | None, lang: str | None,
+                       hierarchy: bool) -> tuple[Any, list[list[ConceptOut]]] | JSONResponse:
+        loaded = self.champion.current          # one version for the whole request
+        if loaded is None:
             return error(503, self.champion.missing_reason or "no champion model is loaded")
-        import pandas as pd
         # What the request leaves out, the model decides (its card's settings), exactly as
         # evaluation measured it.
         params = {k: v for k, v in {"top_n": top_n, "refine": refine, "lang": lang}.items() if v is not None}
-        rows = list(model.predict(pd.DataFrame({"text": texts}), params=params))
-        if len(rows) != len(texts):
-            raise RuntimeError(f"model returned {len(rows)} results for {len(texts)} texts")
-        return [[ConceptOut(uri=k["uri"], label=k["label"], score=float(k["score"]))
-                 for k in list(row)[:top_n or MAX_TOP_N]] for row in rows]
+        try:
+            future = self.batcher.submit(loaded.model, texts, params)
+        except Busy as exc:
+            return busy(exc)
+        try:
+            rows = await asyncio.wait_for(asyncio.wrap_future(future), REQUEST_TIMEOUT)
+        except (asyncio.TimeoutError, concurrent.futures.CancelledError):
+            future.cancel()                     # still queued: it is dropped; running: discarded
+            return error(504, f"no answer within {REQUEST_TIMEOUT:g} seconds; the service is "
+                              "overloaded or the document is very long (send a shorter text)")
+        except Exception as exc:
+            from tagflow.core.errors import TagflowError
+            if isinstance(exc, TagflowError):
+                return error(400, str(exc))
+            raise
+        label_lang = lang or (loaded.card.get("infer") or {}).get("label_lang") or "en"
+        th = loaded.thesaurus if hierarchy else None
+        return loaded, [[self._concept(k, th, label_lang) for k in list(row)[:top_n or MAX_TOP_N]]
+                        for row in rows]
 
-    def _model_ref(self) -> ModelRef:
-        return ModelRef(name=self.champion.model_name, version=self.champion.version)
+    @staticmethod
+    def _concept(k: dict, th: Any, lang: str) -> ConceptOut:
+        concept = ConceptOut(uri=k["uri"], label=k["label"], score=float(k["score"]))
+        if th is not None:
+            concept.broader = broader_path(th, k["uri"], lang)
+            concept.micro_thesaurus = micro_thesaurus(th, k["uri"])
+        return concept
 
-    @bentoml.api(route="/tag")
-    def tag(self, text: Text, top_n: TopN | None = None, refine: Refine | None = None,
-            lang: Lang | None = None) -> TagResponse:
-        """Keywords (thesaurus concepts) for one document, best first. `refine` resolves
-        parent/child pairs (none, specific, balanced, broad); `lang` picks the labels' language."""
-        if len(text) > MAX_TEXT_CHARS:
-            return too_large(len(text), MAX_TEXT_CHARS)
-        result = self._predict([text], top_n, refine, lang)
-        if isinstance(result, JSONResponse):
-            return result
-        return TagResponse(keywords=result[0], model=self._model_ref())
-
-    @bentoml.api(route="/tag_batch")
-    def tag_batch(self, texts: Annotated[list[Text], Field(min_length=1, max_length=MAX_BATCH_TEXTS)],
-                  top_n: TopN | None = None, refine: Refine | None = None,
-                  lang: Lang | None = None) -> BatchResponse:
-        """Keywords for several documents in one call (results in the order of `texts`)."""
+    async def _answer(self, texts: list[str], top_n, refine, lang, hierarchy: bool, respond):
+        """The size check, the prediction and the response built by `respond(keywords, identity)`:
+        identity names the version that answered and its gate verdict."""
         total = sum(len(t) for t in texts)
         if total > MAX_TEXT_CHARS:
             return too_large(total, MAX_TEXT_CHARS)
-        result = self._predict(texts, top_n, refine, lang)
+        result = await self._predict(texts, top_n, refine, lang, hierarchy)
         if isinstance(result, JSONResponse):
             return result
-        return BatchResponse(results=[DocumentKeywords(keywords=k) for k in result], model=self._model_ref())
+        loaded, keywords = result
+        return respond(keywords, {"model": ModelRef(name=self.champion.model_name, version=loaded.version),
+                                  "gate": loaded.gate})
+
+    @bentoml.api(route="/tag")
+    async def tag(self, text: Text, top_n: TopN | None = None, refine: Refine | None = None,
+                  lang: Lang | None = None, hierarchy: Hierarchy = False) -> TagResponse:
+        """Keywords (thesaurus concepts) for one document, best first. `refine` resolves
+        parent/child pairs (none, specific, balanced, broad); `lang` picks the labels' language;
+        `hierarchy` adds each concept's broader path and micro-thesaurus."""
+        return await self._answer([text], top_n, refine, lang, hierarchy,
+                                  lambda keywords, identity: TagResponse(keywords=keywords[0], **identity))
+
+    @bentoml.api(route="/tag_file")
+    async def tag_file(self, file: Annotated[Path, Field(description="a text, HTML, PDF or DOCX file")],
+                       top_n: FormTopN | None = None, refine: Refine | None = None, lang: Lang | None = None,
+                       hierarchy: Hierarchy = False) -> FileTagResponse:
+        """Keywords for an uploaded document (multipart/form-data): plain text, HTML, PDF or DOCX."""
+        from tagflow.core.documents import extract_text
+        from tagflow.core.errors import DataError
+
+        path = Path(file)
+        try:
+            # The upload arrives as a temporary file whose name ends with the original name.
+            text = await asyncio.to_thread(extract_text, path.read_bytes(), "upload" + path.suffix)
+        except DataError as exc:
+            return error(415 if "not read" in str(exc) else 400, str(exc))
+        finally:
+            path.unlink(missing_ok=True)
+        return await self._answer([text], top_n, refine, lang, hierarchy, lambda keywords, identity:
+                                  FileTagResponse(keywords=keywords[0], chars=len(text), **identity))
+
+    @bentoml.api(route="/tag_batch")
+    async def tag_batch(self, texts: Annotated[list[Text], Field(min_length=1, max_length=MAX_BATCH_TEXTS)],
+                        top_n: TopN | None = None, refine: Refine | None = None,
+                        lang: Lang | None = None, hierarchy: Hierarchy = False) -> BatchResponse:
+        """Keywords for several documents in one call (results in the order of `texts`)."""
+        return await self._answer(texts, top_n, refine, lang, hierarchy, lambda keywords, identity:
+                                  BatchResponse(results=[DocumentKeywords(keywords=k) for k in keywords], **identity))
 
     @bentoml.api(route="/info")
-    def info(self) -> dict:
-        """Which model is served (version null while no champion exists) and the request limits."""
-        self.champion.get()
-        from tagflow.tagger.artifact import load_card
-        card = load_card(self.champion.model) if self.champion.model is not None else {}
+    async def info(self) -> dict:
+        """Which model is served (version null while none is), its gate verdict and card, the
+        queue and the request limits. Never waits for inference."""
+        loaded = self.champion.current
         return {
-            "model": {"name": self.champion.model_name, "version": self.champion.version},
-            "card": card,
-            "ready": self.champion.model is not None,
+            "model": {"name": self.champion.model_name, "version": loaded.version if loaded else None},
+            "gate": loaded.gate if loaded else None,
+            "card": loaded.card if loaded else {},
+            "hierarchy": bool(loaded and loaded.thesaurus is not None),
+            "ready": loaded is not None,
             "reason": self.champion.missing_reason,
+            "queue": {"pending": self.batcher.pending, "max_pending": MAX_PENDING, **self.batcher.stats},
             "limits": {"max_text_chars": MAX_TEXT_CHARS, "max_top_n": MAX_TOP_N,
-                       "max_batch_texts": MAX_BATCH_TEXTS, "max_body_bytes": MAX_BODY_BYTES},
+                       "max_batch_texts": MAX_BATCH_TEXTS, "max_body_bytes": MAX_BODY_BYTES,
+                       "max_file_bytes": MAX_FILE_BYTES, "request_timeout_seconds": REQUEST_TIMEOUT},
         }
 
 
 Tagger.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES,
-                           note=f"and {MAX_TEXT_CHARS:,} characters of text")
+                           note=f"and {MAX_TEXT_CHARS:,} characters of text",
+                           per_path={"/tag_file": MAX_FILE_BYTES})
+Tagger.add_asgi_middleware(StaticPages, pages={"/": docs_page(), "/ui": librarian_page()})

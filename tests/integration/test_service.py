@@ -3,12 +3,18 @@ MLflow registry holding a tiny word-lookup tagger registered as a pyfunc."""
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.documents import make_docx, make_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
@@ -17,6 +23,9 @@ C8 = "http://example.org/thes/c8"
 # The fake tagger is logged as "model from code" so the server process loads it from the
 # artifact store without importing this test module.
 FAKE_TAGGER = textwrap.dedent('''
+    import time
+    import types
+
     import mlflow
     from mlflow.pyfunc import PythonModel
 
@@ -24,13 +33,22 @@ FAKE_TAGGER = textwrap.dedent('''
         "museum": ("http://example.org/thes/c8", "Museums", 1.0),
         "heritage": ("http://example.org/thes/c7", "Cultural heritage", 0.8),
         "teachers": ("http://example.org/thes/c5", "Teachers", 0.6),
+        "universities": ("http://example.org/thes/c3", "Universities", 0.5),
     }
 
     class WordLookupTagger(PythonModel):
+        def load_context(self, context):
+            # like the real TaggerModel, it carries its thesaurus (tagger.th)
+            from tagflow.thesaurus import Thesaurus
+            self.tagger = types.SimpleNamespace(th=Thesaurus.load(context.artifacts["concepts"]))
+
         def predict(self, context, model_input, params=None):
             top_n = int((params or {}).get("top_n", 10))
             results = []
-            for text in model_input["text"]:
+            texts = list(model_input["text"])
+            # "sleep:S" in a text makes the whole call take S seconds (a slow model)
+            time.sleep(max([float(w[6:]) for t in texts for w in t.split() if w.startswith("sleep:")] or [0]))
+            for text in texts:
                 words = {w.strip(".,;:!?").lower() for w in text.split()}
                 hits = [{"uri": u, "label": l, "score": s}
                         for w, (u, l, s) in VOCABULARY.items() if w in words]
@@ -41,17 +59,25 @@ FAKE_TAGGER = textwrap.dedent('''
 ''')
 
 
+GATE_TAGS = {"gate.decision": "promoted", "gate.metric": "f1_doc", "gate.value": "0.25", "gate.target": "0.0"}
+
+
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory) -> dict:
-    """A sqlite store with `fake-tagger` v1 as champion and `late-tagger` v1 not promoted yet."""
+def registry(tmp_path_factory, tiny_ttl) -> dict:
+    """A sqlite store with `fake-tagger` v1 as champion (gate tags of a plumbing-only gate),
+    `late-tagger` v1 and v2 not promoted yet, and `busy-tagger` v1 as champion."""
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
+
+    from tagflow.thesaurus import parse_skos
 
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root}/mlflow.db"
     code = root / "fake_tagger.py"
     code.write_text(FAKE_TAGGER)
+    concepts = root / "concepts.parquet"
+    parse_skos(tiny_ttl, ["en", "fr"]).to_parquet(concepts, index=False)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -59,29 +85,53 @@ def registry(tmp_path_factory) -> dict:
         signature = infer_signature(pd.DataFrame({"text": ["a museum"]}), params={"top_n": 10})
         with mlflow.start_run(experiment_id=experiment):
             info = mlflow.pyfunc.log_model(name="tagger", python_model=str(code), signature=signature,
-                                           pip_requirements=[], registered_model_name="fake-tagger")
+                                           artifacts={"concepts": str(concepts)}, pip_requirements=[])
         client = mlflow.MlflowClient()
-        client.set_registered_model_alias("fake-tagger", "champion", "1")
-        mlflow.register_model(info.model_uri, "late-tagger")
+        for name in ("fake-tagger", "busy-tagger"):
+            mlflow.register_model(info.model_uri, name, tags=GATE_TAGS)
+            client.set_registered_model_alias(name, "champion", "1")
+        for _ in range(2):
+            mlflow.register_model(info.model_uri, "late-tagger")
     finally:
         mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)     # set_registry_uri leaves it for child processes
     return {"uri": uri, "root": root}
 
 
 class Server:
-    def __init__(self, registry: dict, model_name: str, port: int, harness) -> None:
+    def __init__(self, registry: dict, model_name: str, port: int, harness, **env_extra: str) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "MLFLOW_TRACKING_URI": registry["uri"], "TAGFLOW_MODEL_NAME": model_name,
                "TAGFLOW_CHAMPION_RECHECK_SECONDS": "0", "BENTOML_HOME": str(registry["root"] / "bentoml"),
-               "BENTOML_DO_NOT_TRACK": "true"}
+               "BENTOML_DO_NOT_TRACK": "true", **env_extra}
         # bentoml serve runs workers as children: the harness stops the whole process group.
         self.process = harness(
             [BENTOML, "serve", "services.tagger_service:Tagger", "--host", "127.0.0.1", "--port", str(self.port)],
             registry["root"] / f"serve-{model_name}.log", env=env, cwd=ROOT, name="bentoml serve")
 
-    def wait_ready(self, timeout: float = 45) -> None:
+    def wait_ready(self, timeout: float = 90) -> None:
         self.process.wait_for(f"{self.url}/readyz", timeout=timeout)
+
+    def wait_up(self, timeout: float = 90) -> None:
+        """Serving HTTP (ready or not)."""
+        self.process.wait_for(f"{self.url}/livez", timeout=timeout)
+
+    def info(self) -> dict:
+        return self.post("/info", {}).json()
+
+    def wait_until(self, check, what: str, timeout: float = 30) -> dict:
+        """Poll /info until check(info) holds; fails with the last answer and the log."""
+        import time
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.info()
+            if check(info):
+                return info
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what}: not within {timeout}s; /info says {info}\n{self.process.log_tail()}")
+            time.sleep(0.2)
 
     def post(self, route: str, payload=None, **kwargs) -> httpx.Response:
         if payload is not None:
@@ -94,14 +144,20 @@ class Server:
 
 @pytest.fixture(scope="module")
 def servers(registry, free_port, server_process) -> dict[str, Server]:
-    """Both servers start together (start-up is mostly imports): one serves `fake-tagger`, which
-    has a champion; the other `late-tagger`, which has none until a test promotes it."""
+    """The servers start together (start-up is mostly imports): one serves `fake-tagger`, which
+    has a champion; one `late-tagger`, which has none until a test promotes it; one `busy-tagger`
+    with a short queue (3) and a short request timeout (4 s)."""
     started: dict[str, Server] = {}
     try:
         for name in ("fake-tagger", "late-tagger"):
             started[name] = Server(registry, name, free_port(), server_process)
+        started["busy-tagger"] = Server(registry, "busy-tagger", free_port(), server_process,
+                                        TAGFLOW_MAX_PENDING="3", TAGFLOW_REQUEST_TIMEOUT_SECONDS="4",
+                                        TAGFLOW_BATCH_WAIT_MS="50")
         for server in started.values():
-            server.wait_ready()
+            server.wait_up()
+        started["fake-tagger"].wait_ready()
+        started["busy-tagger"].wait_ready()
         yield started
     finally:
         for server in started.values():
@@ -120,6 +176,25 @@ def test_tag_returns_the_concepts_found_in_the_text(server):
     assert body["keywords"][0] == {"uri": C8, "label": "Museums", "score": 1.0}
     assert [k["label"] for k in body["keywords"]] == ["Museums", "Cultural heritage"]
     assert body["model"] == {"name": "fake-tagger", "version": "1"}
+    # every answer carries the version's gate verdict: this one passed a plumbing-only gate
+    assert body["gate"]["metric"] == "f1_doc" and body["gate"]["value"] == 0.25
+    assert body["gate"]["target"] == 0.0 and "plumbing-only" in body["gate"]["note"]
+
+
+def test_hierarchy_adds_broader_path_and_micro_thesaurus_from_the_models_thesaurus(server):
+    resp = server.post("/tag", {"text": "universities and a museum", "hierarchy": True, "lang": "fr"})
+    assert resp.status_code == 200, resp.text
+    by_uri = {k["uri"]: k for k in resp.json()["keywords"]}
+    universities = by_uri["http://example.org/thes/c3"]
+    # top concept first, labels in the asked language (c3's parent c2 only via c2's narrower link)
+    assert [b["label"] for b in universities["broader"]] == ["Éducation", "Enseignement supérieur"]
+    assert [b["uri"] for b in universities["broader"]] == ["http://example.org/thes/c1", "http://example.org/thes/c2"]
+    assert universities["micro_thesaurus"] == {"uri": "http://example.org/thes/mt1", "label": "Education systems"}
+    museums = by_uri[C8]
+    assert [b["label"] for b in museums["broader"]] == ["Cultural heritage"]     # no French label: English
+    assert museums["micro_thesaurus"]["label"] == "Heritage"
+    plain = server.post("/tag", {"text": "universities"}).json()["keywords"][0]
+    assert set(plain) == {"uri", "label", "score"}
 
 
 def test_top_n_limits_the_keywords(server):
@@ -138,13 +213,27 @@ def test_tag_batch_keeps_the_order_of_texts(server):
 def test_info_names_the_loaded_model(server):
     body = server.post("/info", {}).json()
     assert body["model"] == {"name": "fake-tagger", "version": "1"}
+    assert body["gate"]["decision"] == "promoted" and body["hierarchy"] is True
     assert body["ready"] is True and body["limits"]["max_text_chars"] == 200_000
 
 
-def test_docs_ui_and_openapi_describe_the_endpoints(server):
-    assert "swagger" in httpx.get(f"{server.url}/", timeout=10).text.lower()
+REMOTE = re.compile(r"""(src|href|action)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import|googletagmanager""", re.I)
+
+
+def test_docs_page_and_librarian_page_load_nothing_from_elsewhere(server):
+    docs = httpx.get(f"{server.url}/", timeout=10)
+    assert docs.status_code == 200 and "/docs.json" in docs.text and 'href="/ui"' in docs.text
+    ui = httpx.get(f"{server.url}/ui", timeout=10)
+    assert ui.status_code == 200 and ui.headers["content-type"].startswith("text/html")
+    for page in (docs, ui):
+        assert not REMOTE.search(page.text), REMOTE.search(page.text)
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+    for lang in ("en", "fr", "es", "ar", "ru"):
+        assert f'<option value="{lang}"' in ui.text
+    for refine in ("none", "specific", "balanced", "broad"):
+        assert f'<option value="{refine}"' in ui.text
     paths = httpx.get(f"{server.url}/docs.json", timeout=10).json()["paths"]
-    assert {"/tag", "/tag_batch", "/info"} <= set(paths)
+    assert {"/tag", "/tag_batch", "/tag_file", "/info"} <= set(paths)
 
 
 @pytest.mark.parametrize("payload, expected", [
@@ -197,20 +286,211 @@ def test_oversized_raw_body_is_refused_before_parsing(server):
     assert server.post("/tag", {"text": "museum"}).status_code == 200
 
 
-def test_without_champion_503_then_promotion_is_picked_up_without_restart(registry, servers):
-    import mlflow
+def test_without_champion_not_ready_then_the_alias_is_followed_both_ways(registry, servers):
+    from tagflow.core import registry as reg
 
     server = servers["late-tagger"]
+    assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 503
     resp = server.post("/tag", {"text": "a museum"})
     assert resp.status_code == 503, resp.text
     assert "promote" in resp.json()["error"].lower()
-    info = server.post("/info", {}).json()
+    info = server.info()
     assert info["model"] == {"name": "late-tagger", "version": None} and info["ready"] is False
     # validation still answers 4xx while no model is loaded
     assert server.post("/tag", {"text": " "}).status_code == 400
 
-    mlflow.MlflowClient(tracking_uri=registry["uri"]).set_registered_model_alias("late-tagger", "champion", "1")
-    resp = server.post("/tag", {"text": "a museum"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", registry["uri"])
+        reg.promote("late-tagger", "1", who="test", why="first champion")
+        server.wait_until(lambda i: i["ready"], "v1 loaded after promotion")
+        assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+        resp = server.post("/tag", {"text": "a museum"})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["keywords"][0]["uri"] == C8
+        assert resp.json()["model"] == {"name": "late-tagger", "version": "1"}
+        assert resp.json()["gate"]["promoted_by_hand"] == {"by": "test", "why": "first champion"}
+        assert "no gate decision" in resp.json()["gate"]["note"]
+
+        reg.promote("late-tagger", "2", who="test", why="a newer one")
+        server.wait_until(lambda i: i["model"]["version"] == "2", "v2 served after promotion")
+        assert server.post("/tag", {"text": "a museum"}).json()["model"]["version"] == "2"
+        reg.rollback("late-tagger", who="test", why="regression")
+        server.wait_until(lambda i: i["model"]["version"] == "1", "v1 served again after rollback")
+        assert server.post("/tag", {"text": "a museum"}).json()["model"]["version"] == "1"
+    log = server.process.log_tail(100_000)
+    assert "switched from v1 to v2 (promotion)" in log and "switched from v2 to v1 (rollback)" in log
+
+
+# ---------------------------------------------------------------- documents in
+
+
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@pytest.mark.parametrize("name, data, media", [
+    ("report.pdf", make_pdf(["The museum reopened.", "Teachers visited."]), "application/pdf"),
+    ("minutes.docx", make_docx(["The museum reopened.", "Teachers visited."]), DOCX_TYPE),
+    ("page.html", b"<h1>The museum</h1><p>Teachers visited.</p><script>heritage()</script>", "text/html"),
+    ("note.txt", "The museum reopened; teachers visited.".encode(), "text/plain"),
+])
+def test_tag_file_reads_pdf_docx_html_and_text(server, name, data, media):
+    resp = server.post("/tag_file", files={"file": (name, data, media)}, data={"top_n": "5"})
     assert resp.status_code == 200, resp.text
-    assert resp.json()["keywords"][0]["uri"] == C8
-    assert resp.json()["model"] == {"name": "late-tagger", "version": "1"}
+    body = resp.json()
+    assert [k["label"] for k in body["keywords"]] == ["Museums", "Teachers"]   # not "heritage" from the script
+    assert body["model"] == {"name": "fake-tagger", "version": "1"} and body["chars"] > 20
+
+
+def test_tag_file_takes_the_same_options(server):
+    resp = server.post("/tag_file", files={"file": ("a.pdf", make_pdf(["museum heritage"]), "application/pdf")},
+                       data={"top_n": "1", "hierarchy": "true", "lang": "fr", "refine": "none"})
+    assert resp.status_code == 200, resp.text
+    [only] = resp.json()["keywords"]
+    assert only["uri"] == C8 and only["micro_thesaurus"]["label"] == "Heritage"
+    bad = server.post("/tag_file", files={"file": ("a.txt", b"museum", "text/plain")}, data={"top_n": "0"})
+    assert bad.status_code == 400 and "top_n" in bad.text
+
+
+@pytest.mark.parametrize("name, data, status, message", [
+    ("old.doc", b"\xd0\xcf\x11\xe0 word 97", 415, "old Word .doc files are not read"),
+    ("sheet.xlsx", b"PK\x03\x04", 415, ".xlsx files are not read"),
+    ("broken.pdf", b"%PDF-1.4\n1 0 obj <<", 400, "not a readable PDF file"),
+    ("broken.docx", b"PK\x03\x04 truncated", 400, "not a readable DOCX file"),
+    ("empty.pdf", b"", 400, "the file is empty"),
+    ("scan.pdf", make_pdf([]), 400, "no text found in the PDF file"),
+])
+def test_unreadable_files_get_one_clear_line(server, name, data, status, message):
+    resp = server.post("/tag_file", files={"file": (name, data, "application/octet-stream")})
+    assert resp.status_code == status, resp.text
+    assert message in resp.json()["error"] and "\n" not in resp.json()["error"]
+
+
+def test_tag_file_limits(server):
+    resp = server.post("/tag_file", files={"file": ("big.txt", b"museum " * 30_000, "text/plain")})
+    assert resp.status_code == 413 and "200,000" in resp.json()["error"]
+    resp = server.post("/tag_file", files={"file": ("huge.pdf", b"x" * (21 * 1024 * 1024), "application/pdf")})
+    assert resp.status_code == 413 and "20,971,520 bytes" in resp.json()["error"]
+    assert server.post("/tag_file").status_code == 400                          # no file at all
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def _concurrently(server, payloads: list[dict]) -> list[httpx.Response]:
+    results: list = [None] * len(payloads)
+
+    def send(i: int) -> None:
+        results[i] = server.post("/tag", payloads[i])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(payloads))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_metadata_answers_while_inference_runs_and_waiting_requests_share_a_model_call(servers):
+    server = servers["busy-tagger"]
+    before = server.info()["queue"]
+    slow = threading.Thread(target=server.post, args=("/tag", {"text": "museum sleep:3"}))
+    slow.start()
+    # /info answers while the model works (it would say pending 0 if it waited behind it)
+    info = server.wait_until(lambda i: i["queue"]["pending"] == 1, "the slow request is running")
+    assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+    responses = _concurrently(server, [{"text": "teachers"}, {"text": "museum"}])
+    slow.join()
+    assert [r.status_code for r in responses] == [200, 200]
+    assert [r.json()["keywords"][0]["label"] for r in responses] == ["Teachers", "Museums"]
+    after = server.info()["queue"]
+    # the two that waited behind the slow one went to the model in one call
+    assert after["largest_batch"] >= 2 and after["batches"] - before["batches"] == 2, (info, after)
+
+
+def test_a_full_queue_refuses_at_once_with_retry_after(servers):
+    server = servers["busy-tagger"]
+    responses = _concurrently(server, [{"text": f"museum sleep:1 n{i}"} for i in range(8)])
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(200) >= 1 and codes.count(503) >= 8 - 3, codes     # at most 3 admitted
+    assert set(codes) <= {200, 503}, codes
+    refused = [r for r in responses if r.status_code == 503]
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
+    assert "busy" in refused[0].json()["error"]
+    assert server.post("/tag", {"text": "museum"}).status_code == 200        # and it recovers
+
+
+def test_a_request_past_its_timeout_gets_504(servers):
+    server = servers["busy-tagger"]
+    resp = server.post("/tag", {"text": "museum sleep:7"})
+    assert resp.status_code == 504, resp.text
+    assert "within 4 seconds" in resp.json()["error"]
+
+
+# ---------------------------------------------------------------- start and stop
+
+
+def test_unreachable_registry_at_start_ends_serve_with_one_message(registry, free_port, server_process):
+    import socket
+
+    with socket.socket() as held:                         # bound, never listening: refused
+        held.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{held.getsockname()[1]}"
+        log = registry["root"] / "serve-dead-registry.log"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": dead, "TAGFLOW_REGISTRY_START_ATTEMPTS": "2",
+               "BENTOML_HOME": str(registry["root"] / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+        proc = server_process([BENTOML, "serve", "services.tagger_service:Tagger", "--host", "127.0.0.1",
+                               "--port", str(free_port())], log, env=env, cwd=ROOT, name="bentoml serve")
+        try:
+            code = proc.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"serve kept running with a dead registry:\n{proc.log_tail()}")
+        finally:
+            proc.stop()
+    text = log.read_text()
+    assert code != 0, text
+    assert text.count("did not answer after 2 tries") == 1, text
+    assert dead in text and "(try 1 of 2)" in text
+    assert "Starting production" not in text              # no worker was ever started
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _wait_gone(pids: list[int], timeout: float = 30) -> list[int]:
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_stopping_serve_leaves_no_worker_behind(registry, free_port, server_process, sig):
+    """SIGTERM stops the service; even SIGKILL of the serve process (its worker runs in a process
+    group of its own, so killing serve's group does not reach it) leaves no worker holding the port."""
+    server = Server(registry, "fake-tagger", free_port(), server_process, TAGFLOW_CHAMPION_RECHECK_SECONDS="1")
+    try:
+        server.wait_ready()
+        workers = _children(server.process.proc.pid)
+        assert workers, "no worker process found"
+        os.killpg(server.process.proc.pid, sig)
+        try:
+            code = server.process.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running after {sig.name}:\n{server.process.log_tail()}")
+        assert _wait_gone(workers) == [], f"worker left behind:\n{server.process.log_tail()}"
+        assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL), server.process.log_tail()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{server.url}/livez", timeout=5)
+    finally:
+        server.stop()
