@@ -373,6 +373,73 @@ def test_tag_file_limits(server):
     assert server.post("/tag_file").status_code == 400                          # no file at all
 
 
+# ---------------------------------------------------------------- the librarian page, in a browser
+
+CHROMIUM = os.environ.get("TAGFLOW_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_librarian_page_tags_a_pasted_text_and_an_uploaded_file(server, browser):
+    import json
+
+    page = browser.new_page()
+    elsewhere: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(server.url) else elsewhere.append(r.url))
+    page.goto(f"{server.url}/ui")
+    model = page.locator("#model")
+    model.filter(has_text="fake-tagger v1").wait_for()
+    assert "plumbing-only" in model.inner_text()
+
+    page.fill("#text", "The museum reopened; universities and teachers met.")
+    page.select_option("#lang", "fr")
+    page.select_option("#refine", "none")
+    page.click("#tag-text")
+    page.locator("tr.concept").first.wait_for()
+    rows = [[td.inner_text() for td in tr.locator("td").all()] for tr in page.locator("tr.concept").all()]
+    assert [r[1] for r in rows] == ["Museums", "Teachers", "Universities"]
+    universities = rows[2]
+    assert universities[3] == "Éducation › Enseignement supérieur" and universities[4] == "Education systems"
+    assert universities[5] == "http://example.org/thes/c3" and universities[2] == "0.500"
+
+    page.click("#copy-csv")
+    csv = page.input_value("#export").splitlines()
+    assert csv[0] == "rank,uri,label,score,broader_path,micro_thesaurus"
+    assert csv[3] == "3,http://example.org/thes/c3,Universities,0.5,Éducation > Enseignement supérieur,Education systems"
+    page.click("#copy-json")
+    exported = json.loads(page.input_value("#export"))
+    assert [k["uri"] for k in exported["keywords"]] == [C8, "http://example.org/thes/c5", "http://example.org/thes/c3"]
+    assert exported["model"] == {"name": "fake-tagger", "version": "1"}
+
+    page.set_input_files("#file", files=[{"name": "report.pdf", "mimeType": "application/pdf",
+                                          "buffer": make_pdf(["Teachers of the region met."])}])
+    page.click("#tag-file")
+    page.locator("#status").filter(has_text="characters read from the file").wait_for()
+    assert [tr.locator("td").nth(1).inner_text() for tr in page.locator("tr.concept").all()] == ["Teachers"]
+
+    page.set_input_files("#file", files=[{"name": "old.doc", "mimeType": "application/msword",
+                                          "buffer": b"\xd0\xcf\x11\xe0 word"}])
+    page.click("#tag-file")
+    page.locator("#status.error").filter(has_text="old Word .doc files are not read").wait_for()
+    page.goto(f"{server.url}/")                     # the docs page renders the endpoints itself
+    page.locator("h3", has_text="POST /tag_file").wait_for()
+    assert elsewhere == []
+    page.close()
+
+
 # ---------------------------------------------------------------- concurrency
 
 
