@@ -27,6 +27,7 @@ from tagflow.config import load_config  # noqa: E402
 from tagflow.core.io import read_jsonl  # noqa: E402
 from tagflow.tagger.backends import fit_backend, make_backend  # noqa: E402
 from tagflow.tagger.evaluate import evaluate, load_dev_set  # noqa: E402
+from tagflow.tagger.paths import ADAPTER_DIR, model_dir  # noqa: E402
 from tagflow.tagger.pipeline import Tagger  # noqa: E402
 from tagflow.thesaurus import Thesaurus, parse_skos  # noqa: E402
 
@@ -46,12 +47,18 @@ def load_project(project: Path, params: Path | None = None):
     return cfg, th, read_jsonl(sft / "train.jsonl"), read_jsonl(sft / "val.jsonl")
 
 
-def run_backend(infer, thesaurus, train, val, sets: dict[str, list[dict]]) -> dict:
+def trained_model_dir(project: Path, backend: str, tmp: str) -> Path:
+    """The llm (and its variants) use the project's SFT adapter; other backends are fitted into tmp."""
+    return project / ADAPTER_DIR if model_dir(backend) == ADAPTER_DIR else Path(tmp)
+
+
+def run_backend(infer, thesaurus, train, val, sets: dict[str, list[dict]], project: Path = ROOT) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.monotonic()
         fit_summary = fit_backend(infer, thesaurus, train, val, Path(tmp))
         fit_seconds = time.monotonic() - start
-        tagger = Tagger(make_backend(infer, thesaurus, Path(tmp)), thesaurus, infer)
+        tagger = Tagger(make_backend(infer, thesaurus, trained_model_dir(project, infer.backend, tmp)),
+                        thesaurus, infer)
         out = {"fit_seconds": round(fit_seconds, 1), "fit": fit_summary}
         for name, rows in sets.items():
             start = time.monotonic()
@@ -98,7 +105,7 @@ def main() -> None:
         infer = copy.deepcopy(cfg.tagger.infer)
         infer.backend = backend
         print(f"[compare] {backend}: fitting on {len(train)} synthetic documents", file=sys.stderr)
-        results[backend] = run_backend(infer, th, train, val, sets)
+        results[backend] = run_backend(infer, th, train, val, sets, project)
         if yso_data and not backend.startswith(("llm", "route")):   # route: its e5 member indexes en/fr/es
             yth, titles, docs = yso_data
             yinfer = copy.deepcopy(infer)

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from compare_backends import load_project  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
+from compare_backends import load_project, trained_model_dir  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
 from tagflow.tagger.backends import fit_backend, make_backend  # noqa: E402
 from tagflow.tagger.evaluate import load_dev_set  # noqa: E402
 from tagflow.tagger.pipeline import Tagger, chunk_text  # noqa: E402
@@ -52,21 +52,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--project", default=".")
     ap.add_argument("--backends", nargs="+", default=["lexical", "embedding"])
+    ap.add_argument("--params", help="params.yaml to read tagger.infer from (default: the project's)")
     ap.add_argument("--docs", type=int, default=44, help="development documents used")
     ap.add_argument("--chunks", type=int, default=30, help="chunks timed one by one for latency")
     args = ap.parse_args()
     project = Path(args.project)
-    cfg, th, train, val = load_project(project)
+    cfg, th, train, val = load_project(project, args.params and Path(args.params))
     texts = [r["text"] for r in load_dev_set(project / "devsets/tagger")][:args.docs]
     rows = []
     for backend in args.backends:
         infer = copy.deepcopy(cfg.tagger.infer)
         infer.backend = backend
         with tempfile.TemporaryDirectory() as tmp:
-            model_dir = project / "artifacts/tagger" if backend == "llm" else Path(tmp)
-            if backend != "llm":
-                fit_backend(infer, th, train, val, Path(tmp))
-            tagger = Tagger(make_backend(infer, th, model_dir), th, infer)
+            fit_backend(infer, th, train, val, Path(tmp))   # nothing to fit for the llm
+            tagger = Tagger(make_backend(infer, th, trained_model_dir(project, backend, tmp)), th, infer)
             tagger.tag_many(texts[:2])  # warm-up: lazy loads, first-call compilation
             rows.append({"backend": backend, **measure(tagger, texts, args.chunks)})
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -171,6 +171,24 @@ def test_ancestors_kept_when_refinement_is_off(th):
     assert uris(aggregate_labels(chunks, th, 10, strategy="none")[0]) == [C[1], C[2], C[3]]
 
 
+def test_frequency_ranks_by_chunks_suggesting_and_score_by_summed_score(th):
+    from tagflow.tagger.backends.base import ChunkSuggestions, Suggestion
+    per_chunk = [ChunkSuggestions([Suggestion(C[8], 0.9)]), ChunkSuggestions([Suggestion(C[5], 0.2)]),
+                 ChunkSuggestions([Suggestion(C[5], 0.3), Suggestion(C[9], 0.3)])]
+    by_score = aggregate(per_chunk, th, 10, "none", by="score")
+    by_votes = aggregate(per_chunk, th, 10, "none", by="frequency")
+    assert uris(by_score) == [C[8], C[5], C[9]] and uris(by_votes) == [C[5], C[8], C[9]]
+    assert [k.score for k in by_votes] == pytest.approx([0.5 / 3, 0.3, 0.1])   # mean over chunks
+    with pytest.raises(ConfigError, match=r"unknown aggregation 'mode'"):
+        aggregate(per_chunk, th, 10, by="mode")
+
+
+@pytest.mark.parametrize("field,value", [("aggregate", "votes"), ("refine", "specfic")])
+def test_a_misspelled_strategy_is_refused_when_configured(field, value):
+    with pytest.raises(ConfigError, match=rf"tagger.infer.{field}: expected one of .*, got '{value}'"):
+        InferConfig(**{field: value})
+
+
 def test_one_vote_per_concept_per_chunk(th):
     kws, _, _ = aggregate_labels([["Higher education", "Tertiary education"], ["Museums"]], th, 10)
     assert all(k.score <= 1.0 for k in kws)

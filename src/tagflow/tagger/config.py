@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.config import param
+from ..core.errors import ConfigError
 
 # The reference system's prompt. It is written into the training data, recorded with the adapter
 # and in the registered model card, so a served model always runs the prompt it was trained on.
 DEFAULT_PROMPT = "Extract UNESCO Thesaurus keywords from this text:\n\n{text}"
+REFINEMENTS = ("none", "specific", "balanced", "broad")   # see tagger.pipeline.refine
+AGGREGATIONS = ("score", "frequency")                     # see tagger.pipeline.aggregate
 
 
 @dataclass
@@ -68,9 +71,16 @@ class InferConfig:
     backends: dict = param({"llm": {}}, "parameters per backend, over each backend's DEFAULT_PARAMETERS")
     chunk_chars: int = param(3000, "characters per chunk for long documents")
     chunk_overlap: int = param(500, "overlap between consecutive chunks")
+    aggregate: str = param("score", "chunks to document: score (summed score) | frequency (chunks suggesting it)")
     top_n: int = param(10, "concepts returned per document")
     refine: str = param("specific", "ancestor/descendant pairs: none | specific | balanced | broad")
     label_lang: str = param("en", "language of the returned labels: en | fr | es | ar | ru")
+
+    def __post_init__(self) -> None:
+        choices = {"refine": REFINEMENTS, "aggregate": AGGREGATIONS}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"tagger.infer.{key}: expected one of {list(allowed)}, got {getattr(self, key)!r}")
 
     def backend_params(self) -> dict:
         return dict(self.backends.get(self.backend) or {})

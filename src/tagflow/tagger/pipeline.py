@@ -14,7 +14,7 @@ from ..core.errors import ConfigError, DataError
 from ..thesaurus import Thesaurus
 from .backends import make_backend
 from .backends.base import ChunkSuggestions, TaggerBackend
-from .config import InferConfig
+from .config import AGGREGATIONS, REFINEMENTS, InferConfig
 
 
 class EmptyDocumentError(DataError):
@@ -59,9 +59,6 @@ class TaggedDocument:
     duplicates: int = 0         # labels repeated within one chunk's answer
 
 
-REFINEMENTS = ("none", "specific", "balanced", "broad")
-
-
 def refine(ranked: list[str], scores: dict[str, float], th: Thesaurus, strategy: str) -> list[str]:
     """Resolve ancestor/descendant pairs among the suggestions; siblings always stay.
 
@@ -88,16 +85,27 @@ def refine(ranked: list[str], scores: dict[str, float], th: Thesaurus, strategy:
 
 
 def aggregate(per_chunk: list[ChunkSuggestions], th: Thesaurus, top_n: int,
-              strategy: str = "specific", lang: str = "en") -> list[ScoredConcept]:
-    """Mean score over the document's chunks, best first (ties: first suggested first), refined
-    by `strategy`, the best `top_n`, labelled in `lang`."""
+              strategy: str = "specific", lang: str = "en", by: str = "score") -> list[ScoredConcept]:
+    """Concepts of a document from its chunks' suggestions, best first, refined by `strategy`,
+    the best `top_n`, labelled in `lang`. The score is the mean over the document's chunks (a
+    chunk's silence counts 0). Ranked `by`:
+      score      the summed score (the same as frequency for the llm, whose votes score 1)
+      frequency  the number of chunks suggesting the concept (the reference), ties by summed score
+    Remaining ties: first suggested first."""
+    if by not in AGGREGATIONS:
+        raise ConfigError(f"unknown aggregation {by!r}; known: {list(AGGREGATIONS)}")
     total: dict[str, float] = defaultdict(float)
+    votes: dict[str, int] = defaultdict(int)
     first_seen: dict[str, int] = {}
     for chunk in per_chunk:
         for s in chunk.suggestions:
             total[s.uri] += s.score
+            votes[s.uri] += 1
             first_seen.setdefault(s.uri, len(first_seen))
-    ranked = sorted(total, key=lambda u: (-total[u], first_seen[u]))
+    if by == "frequency":
+        ranked = sorted(total, key=lambda u: (-votes[u], -total[u], first_seen[u]))
+    else:
+        ranked = sorted(total, key=lambda u: (-total[u], first_seen[u]))
     ranked = refine(ranked, total, th, strategy)
     n = max(len(per_chunk), 1)
     return [ScoredConcept(u, th.pref_label(u, lang), total[u] / n) for u in ranked[:top_n]]
@@ -136,7 +144,7 @@ class Tagger:
             mine = suggested[pos:pos + len(chunks)]
             pos += len(chunks)
             results.append(TaggedDocument(
-                aggregate(mine, self.th, top_n, refine, lang), [c.raw for c in mine],
+                aggregate(mine, self.th, top_n, refine, lang, self.cfg.aggregate), [c.raw for c in mine],
                 all(c.well_formed for c in mine), sum(c.emitted for c in mine),
                 [u for c in mine for u in c.unknown], sum(c.duplicates for c in mine)))
         return results
