@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .core.config import PROFILES, as_dict, build, read_params  # noqa: F401 (re-exported)
 from .core.errors import ConfigError  # noqa: F401 (re-exported)
+from .edu.config import EduConfig
 from .tagger.config import TaggerConfig
 from .thesaurus.config import ThesaurusConfig
 
@@ -16,6 +17,7 @@ class Config:
     profile: str = "cpu"
     thesaurus: ThesaurusConfig = field(default_factory=ThesaurusConfig)
     tagger: TaggerConfig = field(default_factory=TaggerConfig)
+    edu: EduConfig = field(default_factory=EduConfig)
 
 
 def load_config(path: str | Path = "params.yaml", profile: str | None = None) -> Config:
@@ -24,4 +26,6 @@ def load_config(path: str | Path = "params.yaml", profile: str | None = None) ->
     cfg = build(Config, read_params(path, profile), str(path))
     from .tagger.backends import check_params
     check_params(cfg.tagger.infer, where=f"{path}: tagger.infer")
+    from .edu.config import check as check_edu
+    check_edu(cfg.edu, where=f"{path}: edu")
     return cfg

@@ -53,6 +53,7 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
     if fetched.returncode and not MIRROR.exists():
         pytest.skip(f"no network and no data mirror at {MIRROR}: {fetched.stderr[-300:]}")
     assert fetched.returncode == 0, fetched.stderr
+    sh(["tagflow", "edu", "fetch", "--mirror", str(MIRROR)], dest, env)
     repro = sh(["dvc", "repro"], dest, env)
     assert "Running stage 'tagger_register'" in repro.stdout
     return dest, env

@@ -189,15 +189,17 @@ def test_profiles_are_the_known_ones():
 
 
 def step_sections(raw: dict) -> list[str]:
-    """`thesaurus`, `tagger.synth`, ...: the units a stage lists, with an overlay each."""
+    """`thesaurus`, `tagger.synth`, `edu.data`, ...: the units a stage lists, with an overlay each.
+    A family whose config groups one dataclass per step (tagger, edu, ...) has a unit per step."""
+    from typing import get_type_hints
+
     out = []
+    families = get_type_hints(Config)
     for family in FAMILIES:
-        fields = {f.name: f.type for f in dataclasses.fields(Config)}
-        if family == "tagger":
-            out += [f"tagger.{step}" for step in raw["tagger"]]
-        else:
-            out.append(family)
-        assert family in fields
+        assert family in families
+        steps = [name for name, kind in get_type_hints(families[family]).items()
+                 if dataclasses.is_dataclass(kind)]
+        out += [f"{family}.{step}" for step in steps] if steps else [family]
     return sorted(out)
 
 

@@ -2,6 +2,7 @@
 
     tagflow thesaurus fetch|build          the thesaurus dump and its concept table
     tagflow tagger synth|validate|train|evaluate|register|tag|backends
+    tagflow edu fetch|data|validate|embed|train|evaluate|register|predict|annotate
     tagflow models | promote | rollback    any family's registered model (--model NAME)
     tagflow profile smoke|cpu|gpu          switch the parameter set in params.yaml
     tagflow mlflow-server                  MLflow UI + tracking server on 127.0.0.1
@@ -50,6 +51,7 @@ def cli(ctx: click.Context, params: str) -> None:
 
 def _register_groups() -> None:
     from . import models, project, tagger, thesaurus  # noqa: F401 (each adds its commands)
+    from . import edu  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

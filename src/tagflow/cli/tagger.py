@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from . import cli
+from .stages import stage_command
 
 
 @cli.group()
@@ -15,12 +16,8 @@ def tagger() -> None:
     """Keyword tagger: synthetic data, SFT, evaluation, registration, tagging."""
 
 
-def _stage(name: str, help: str):
-    def run(obj: dict) -> None:
-        from flows import tagger as flows
-        getattr(flows, f"{name}_flow")(params=obj["params"])
-    run.__doc__ = help
-    tagger.command(name)(click.pass_obj(run))
+def _stage(name: str, help: str) -> None:
+    stage_command(tagger, "tagger", name, help)
 
 
 _stage("synth", "Generate the synthetic SFT splits with the teacher LLM (stage tagger_synth).")

@@ -13,9 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-import numpy as np
-
 from ..core.errors import DataError
+from ..core.stats import bootstrap_ci  # noqa: F401 (shared with other families; re-exported)
 from .text import verbatim
 
 
@@ -152,25 +151,6 @@ def per_document_f1(golds: list[list[str]], preds: list[list[str]]) -> list[floa
     if len(golds) != len(preds):
         raise ValueError(f"{len(golds)} gold documents but {len(preds)} predictions")
     return [prf(set(p), set(g))[2] for g, p in zip(golds, preds)]
-
-
-def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean: `n_boot` resamples of the values with
-    replacement (numpy `default_rng(seed)`, so a seed always gives the same interval), then the
-    (1 - level)/2 and (1 + level)/2 quantiles of the resampled means. Empty input: ValueError."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, not {n_boot}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be strictly between 0 and 1, not {level}")
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, size=(n_boot, arr.size))].mean(axis=1)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(low), float(high)
 
 
 def full_report(golds: list[list[str]], preds: list[list[str]], *, thesaurus,

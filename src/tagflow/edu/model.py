@@ -1,0 +1,96 @@
+"""The one inference path of the edu family: text -> encoder embedding -> head -> `score`,
+`int_score`. Embedding (the `edu_embed` stage, the speed benchmark) and scoring (evaluation, the
+registered pyfunc, `tagflow edu predict`) all go through here, configured by the model card.
+
+A model folder (`artifacts/edu/models/<setup>/`) holds `head.joblib` and `card.json`: the encoder
+(id, prefix, max_seq_length), the precision setting, the head and its hyper-parameters, the
+training data and the code version. Loading reads the card alone, never params.yaml."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import ModelError
+from .data import int_score
+
+CARD, HEAD = "card.json", "head.joblib"
+
+
+def use_bf16(setting: str, device: str) -> bool:
+    """bf16 autocast: `on`, `off`, or `auto` = CUDA or a CPU with native bf16 (AVX512-BF16/AMX)."""
+    if setting in ("on", "off"):
+        return setting == "on"
+    if device.startswith("cuda"):
+        return True
+    from ..core.models import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
+
+
+def encoder_key(spec: dict, bf16: bool) -> str:
+    """Names an embedding cache: the encoder, its prefix, length and precision."""
+    fields = {"model": spec["model"], "prefix": spec.get("prefix", ""),
+              "max_seq_length": spec.get("max_seq_length"), "bf16": bool(bf16)}
+    digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+    name = spec["model"].split(":")[-1].split("/")[-1]
+    return f"{name}-{digest}"
+
+
+def encode(spec: dict, texts: list[str], batch_size: int = 32, bf16: str = "auto") -> np.ndarray:
+    """(len(texts), dim) float32 L2-normalized embeddings of `prefix + text`, truncated to
+    `max_seq_length` tokens (sentence-transformers sorts a batch run by length, so similar
+    lengths are padded together), under bf16 autocast when `use_bf16`."""
+    import torch
+
+    from ..core.encoders import embed, load_encoder
+
+    encoder = load_encoder(spec["model"])
+    device = str(encoder.device)
+    previous = encoder.max_seq_length
+    if spec.get("max_seq_length"):
+        encoder.max_seq_length = int(spec["max_seq_length"])
+    autocast = (torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+                if use_bf16(bf16, device) else contextlib.nullcontext())
+    try:
+        with torch.inference_mode(), autocast:
+            return embed(encoder, list(texts), batch_size=batch_size, prefix=spec.get("prefix", ""))
+    finally:
+        encoder.max_seq_length = previous  # the encoder is shared (core.encoders caches it)
+
+
+class EduScorer:
+    """A trained head over its encoder, as its card describes them."""
+
+    def __init__(self, card: dict, head):
+        self.card, self.head = card, head
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "EduScorer":
+        import joblib
+
+        folder = Path(folder)
+        if not (folder / CARD).is_file() or not (folder / HEAD).is_file():
+            raise ModelError(f"{folder}: not an edu model folder (needs {CARD} and {HEAD}; "
+                             "run the edu_train stage)")
+        card = json.loads((folder / CARD).read_text())
+        if card.get("family") != "edu":
+            raise ModelError(f"{folder}: card is for family {card.get('family')!r}, not 'edu'")
+        return cls(card, joblib.load(folder / HEAD))
+
+    def score_vectors(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(score, int_score) per embedding row. The raw score is unclamped, as the references'."""
+        scores = np.asarray(self.head.predict(np.asarray(vectors, dtype=np.float32)), dtype=float)
+        return scores, int_score(scores)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return encode(self.card["encoder"], texts, batch_size=int(self.card.get("batch_size", 32)),
+                      bf16=self.card.get("bf16", "auto"))
+
+    def score(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if not texts:
+            return np.zeros(0), np.zeros(0, dtype=int)
+        return self.score_vectors(self.embed(texts))
