@@ -17,9 +17,10 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 setup:
 	@bash infra/setup.sh
 
-data: setup  ## obtain the thesaurus dump and the edu annotation sets (official URL, else $(MIRROR)) into data/
+data: setup  ## obtain the thesaurus dump, the edu annotation sets and Reuters-21578 (official URL, else $(MIRROR)) into data/
 	@tagflow thesaurus fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
 	@tagflow edu fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
+	@tagflow topics fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
 	@dvc status data.dvc | grep -q "modified" && echo "note: data/ differs from the version in \
 	data.dvc (a new dump?); record it with: dvc add data && git commit data.dvc" || true
 

@@ -10,6 +10,7 @@ from .core.errors import ConfigError  # noqa: F401 (re-exported)
 from .edu.config import EduConfig
 from .tagger.config import TaggerConfig
 from .thesaurus.config import ThesaurusConfig
+from .topics.config import TopicsConfig
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Config:
     profile: str = "cpu"
     thesaurus: ThesaurusConfig = field(default_factory=ThesaurusConfig)
     tagger: TaggerConfig = field(default_factory=TaggerConfig)
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
     edu: EduConfig = field(default_factory=EduConfig)
 
 
@@ -26,6 +28,8 @@ def load_config(path: str | Path = "params.yaml", profile: str | None = None) ->
     cfg = build(Config, read_params(path, profile), str(path))
     from .tagger.backends import check_params
     check_params(cfg.tagger.infer, where=f"{path}: tagger.infer")
+    from .topics.config import check as check_topics
+    check_topics(cfg.topics, where=f"{path}: topics")
     from .edu.config import check as check_edu
     check_edu(cfg.edu, where=f"{path}: edu")
     return cfg

@@ -54,6 +54,7 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
         pytest.skip(f"no network and no data mirror at {MIRROR}: {fetched.stderr[-300:]}")
     assert fetched.returncode == 0, fetched.stderr
     sh(["tagflow", "edu", "fetch", "--mirror", str(MIRROR)], dest, env)
+    sh(["tagflow", "topics", "fetch", "--mirror", str(MIRROR)], dest, env)
     repro = sh(["dvc", "repro"], dest, env)
     assert "Running stage 'tagger_register'" in repro.stdout
     return dest, env
@@ -251,3 +252,17 @@ def test_served_champion_answers_what_evaluation_measured(project, free_port, se
             server.stop(grace=20)
     finally:
         params.write_text(original)
+
+
+def test_topics_stages_ran_and_the_model_was_gated(project):
+    dest, _ = project
+    data = json.loads((dest / "metrics/topics_data.json").read_text())
+    assert (data["train_docs"], data["validation_docs"], data["test_docs"]) == (300, 100, 0)
+    assert json.loads((dest / "metrics/topics_contracts.json").read_text())["failed"] == 0
+    metrics = json.loads((dest / "metrics/topics.json").read_text())
+    assert metrics["selected"] in ("svm", "transformer")
+    for key in ("validation/micro_f1", "validation/macro_f1_tuned", "svm/validation/micro_f1_tuned",
+                "transformer/validation/micro_f1_tuned"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    decision = json.loads((dest / "reports/topics_registry.json").read_text())
+    assert decision["promoted"] is True and decision["model_name"] == "reuters-topics"  # smoke target 0.0

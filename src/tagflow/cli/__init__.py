@@ -2,6 +2,7 @@
 
     tagflow thesaurus fetch|build          the thesaurus dump and its concept table
     tagflow tagger synth|validate|train|evaluate|register|tag|backends
+    tagflow topics fetch|build|validate|train|evaluate|register|predict
     tagflow edu fetch|data|validate|embed|train|evaluate|register|predict|annotate
     tagflow models | promote | rollback    any family's registered model (--model NAME)
     tagflow profile smoke|cpu|gpu          switch the parameter set in params.yaml
@@ -51,6 +52,7 @@ def cli(ctx: click.Context, params: str) -> None:
 
 def _register_groups() -> None:
     from . import models, project, tagger, thesaurus  # noqa: F401 (each adds its commands)
+    from . import topics  # noqa: F401
     from . import edu  # noqa: F401
 
 

@@ -30,3 +30,29 @@ def build(obj: dict) -> None:
     """Parse the SKOS dump into the concept table and check its contract (stage `thesaurus`)."""
     from flows.thesaurus import thesaurus_flow
     thesaurus_flow(params=obj["params"])
+
+
+@thesaurus.command()
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option("--dataset", "datasets", multiple=True, type=click.Path(),
+              help="JSONL file or folder of rows with gold `uris` (default: the dev set and the "
+                   "synthetic splits, where present)")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the full report here")
+@click.option("--no-models", is_flag=True, help="do not read the model registry")
+@click.pass_obj
+def diff(obj: dict, old: str, new: str, datasets: tuple[str, ...], json_out: str | None, no_models: bool) -> None:
+    """What changed from dump OLD to dump NEW, and which gold labels and models it touches."""
+    from pathlib import Path
+
+    from ..config import load_config
+    from ..core.io import write_json
+    from ..thesaurus.diff import diff_dumps, summary_lines
+
+    cfg = load_config(obj["params"])
+    paths = [Path(d) for d in datasets] or [Path(cfg.tagger.evaluate.dev_set or "devsets/tagger"), Path("artifacts/sft")]
+    result = diff_dumps(old, new, cfg.thesaurus.languages, paths, check_models=not no_models)
+    for line in summary_lines(result):
+        click.echo(line)
+    if json_out:
+        write_json(json_out, result.as_dict())

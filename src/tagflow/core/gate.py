@@ -3,7 +3,9 @@
 A family names its gate metric and target; the direction comes from the metric's name (F1,
 accuracy, correlation: higher is better; MSE, MAE, loss: lower is better), so a lower-is-better
 metric can never be promoted by mistake. A version is promoted only if it meets the target and
-is no worse than the current champion (ties promote: not a regression, and newer)."""
+is no worse than the current champion (ties promote: not a regression, and newer). Guard metrics
+(`no_regression`) add conditions without targets: e.g. macro-F1 must not fall below the
+champion's while the gate metric is micro-F1."""
 from __future__ import annotations
 
 import math
@@ -66,3 +68,21 @@ def decide(value: float, target: float, champion_value: float | None, *,
         reasons.append(f"{metric} {v} {good} {who}'s {c}" if beats_champion
                        else f"{metric} {v} {bad} {who}'s {c} (regression)")
     return meets_target and beats_champion, reasons
+
+
+def no_regression(metric: str, value: float, champion_value: float | None, *,
+                  champion_version: str | None = None) -> tuple[bool, str]:
+    """(ok?, reason) for a guard metric: no worse than the champion's (direction from its name).
+    Without a champion, or a champion that never recorded the metric, there is nothing to regress
+    from; a NaN value is never ok."""
+    way = direction(metric)
+    good, bad = (">=", "<") if way == HIGHER else ("<=", ">")
+    who = f"champion v{champion_version}" if champion_version else "the champion"
+    if math.isnan(value):
+        return False, f"guard {metric} is NaN"
+    if champion_value is None or math.isnan(champion_value):
+        return True, f"guard {metric}: {who} has no usable value to compare with"
+    v, c = _fmt_pair(value, champion_value)
+    if better_or_equal(value, champion_value, way):
+        return True, f"guard {metric} {v} {good} {who}'s {c}"
+    return False, f"guard {metric} {v} {bad} {who}'s {c} (regression)"

@@ -29,7 +29,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from .errors import RegistryError, TagflowError
-from .gate import decide
+from .gate import decide, no_regression
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # relative to the project root (cwd of dvc repro)
 ARTIFACTS_DIR = "mlartifacts"
@@ -187,6 +187,11 @@ def register_and_gate(model_uri: str, run_id: str, cfg, metrics: dict[str, float
     if cfg.gate_metric not in metrics:
         raise RegistryError(f"gate metric {cfg.gate_metric!r} (params.yaml registry.gate_metric) is not "
                        f"among the evaluation metrics {sorted(metrics)}")
+    guards = [str(g) for g in (getattr(cfg, "guard_metrics", None) or [])]
+    absent = [g for g in guards if g not in metrics]
+    if absent:
+        raise RegistryError(f"guard metric(s) {absent} (params.yaml registry.guard_metrics) not among "
+                            f"the evaluation metrics")
     metrics = {key: float(value) for key, value in metrics.items()}
     client = _client()
     client.get_run(run_id)  # fails now, with MLflow's message, if the run is not in this store
@@ -200,6 +205,11 @@ def register_and_gate(model_uri: str, run_id: str, cfg, metrics: dict[str, float
     if champion is not None and champion_value is None:
         reasons.append(f"champion v{champion} has no recorded {cfg.gate_metric}; "
                        "compared with the target only")
+    for guard in guards:  # conditions beside the gate metric: no regression against the champion
+        before = None if champion is None else _metric_of(client, name, champion, guard)
+        ok, reason = no_regression(guard, metrics[guard], before, champion_version=champion)
+        promoted = promoted and ok
+        reasons.append(reason)
 
     gate_tags = {
         "gate.decision": "promoted" if promoted else "rejected",
@@ -207,6 +217,7 @@ def register_and_gate(model_uri: str, run_id: str, cfg, metrics: dict[str, float
         "gate.metric": cfg.gate_metric,
         "gate.value": repr(value),
         "gate.target": repr(float(cfg.gate_target)),
+        **({"gate.guards": ",".join(guards)} if guards else {}),
         "gate.champion_before": champion or "none",
         "gate.at": _now(),
         "run_id": run_id,

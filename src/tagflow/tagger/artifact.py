@@ -12,23 +12,16 @@ is referenced by id (embedded:/hub name), not copied, so a version is a few MB.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from pathlib import Path
 
 import mlflow.pyfunc
 
+from ..core.io import file_sha256  # noqa: E402,F401 (part of this module's interface)
+
 CARD = "model_card.json"
 FAMILY = "tagger"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_card(infer, backend_info: dict, thesaurus: dict, code: dict, profile: str) -> dict:

@@ -30,7 +30,8 @@ def _looks_like_rdf(path: Path) -> str | None:
     return f"does not look like Turtle/RDF (starts with {head[:40]!r})"
 
 
-def _download(url: str, dest: Path, timeout: float) -> None:
+def download(url: str, dest: Path, timeout: float, check=_looks_like_rdf) -> None:
+    """`url` -> `dest`, atomically; `check(tmp_path)` returns a problem (the file is then refused)."""
     import httpx
 
     with atomic_path(dest) as tmp:
@@ -39,7 +40,7 @@ def _download(url: str, dest: Path, timeout: float) -> None:
             with tmp.open("wb") as fh:
                 for block in resp.iter_bytes(1 << 20):
                     fh.write(block)
-        problem = _looks_like_rdf(tmp)
+        problem = check(tmp)
         if problem:
             raise FetchError(f"{url}: {problem}")
 
@@ -63,19 +64,26 @@ def fetch_thesaurus(url: str, dest: str | Path, mirror: str | None = None, force
     if dest.exists() and dest.stat().st_size > 0 and not force:
         log.info("%s present; use --force to fetch again", dest)
         return "present"
+    return official_or_mirror("the thesaurus dump", url, lambda: download(url, dest, timeout),
+                              mirror, lambda folder: _from_mirror(folder, dest), dest)
+
+
+def official_or_mirror(what: str, url: str, from_url, mirror: str | None, from_mirror, dest) -> str:
+    """`from_url()` first; when it fails, `from_mirror(Path(mirror))` (returns its source). Either
+    failure is kept for the one error naming both. Returns where the data came from."""
     errors = []
     try:
-        _download(url, dest, timeout)
+        from_url()
         log.info("%s -> %s", url, dest)
         return url
     except Exception as exc:  # network errors come in many types; all mean "try the mirror"
         errors.append(f"official URL {url}: {type(exc).__name__}: {exc}")
     if mirror:
         try:
-            source = _from_mirror(Path(mirror), dest)
+            source = from_mirror(Path(mirror))
             log.info("official URL unreachable; copied mirror %s -> %s", source, dest)
             return str(source)
-        except FetchError as exc:
+        except DataError as exc:
             errors.append(str(exc))
-    raise FetchError("could not obtain the thesaurus dump:\n  " + "\n  ".join(errors)
+    raise FetchError(f"could not obtain {what}:\n  " + "\n  ".join(errors)
                      + ("" if mirror else "\n  (no --mirror given)"))

@@ -2,7 +2,8 @@
 
 The concept table has one row per skos:Concept, keyed by URI (never by label or position):
 uri, pref_<lang>, alt_<lang> (list), broader/narrower/related (URI lists), micro_thesaurus,
-domain (URIs + English labels) and scope_note (English). It is written as Parquet.
+domain (URIs + English labels), scope_note (English) and deprecated (`owl:deprecated true`). It
+is written as Parquet.
 Nothing here is UNESCO-specific beyond reading `unescovoc:MicroThesaurus`/`Domain` when present.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..core.errors import DataError
 SKOS = "http://www.w3.org/2004/02/skos/core#"
 UNESCOVOC = "http://vocabularies.unesco.org/ontology#"
 ISO_THES = "http://purl.org/iso25964/skos-thes#"
+OWL = "http://www.w3.org/2002/07/owl#"
 
 
 class ThesaurusError(DataError):
@@ -49,6 +51,7 @@ def parse_skos(path: str | Path, languages: list[str]) -> pd.DataFrame:
         for member in graph.objects(group, S.member):
             member_of.setdefault(member, group)
     super_group = rdflib.URIRef(ISO_THES + "superGroup")
+    OWL_DEPRECATED = rdflib.URIRef(OWL + "deprecated")
 
     def label(node, prop=S.prefLabel, lang="en") -> str:
         values = [str(o) for o in graph.objects(node, prop) if getattr(o, "language", None) == lang]
@@ -74,6 +77,7 @@ def parse_skos(path: str | Path, languages: list[str]) -> pd.DataFrame:
         row["domain"] = str(domain) if domain else ""
         row["domain_label"] = label(domain) if domain else ""
         row["scope_note"] = label(c, S.scopeNote)
+        row["deprecated"] = any(str(o).lower() in ("true", "1") for o in graph.objects(c, OWL_DEPRECATED))
         rows.append(row)
     table = pd.DataFrame(rows)
     # SKOS states narrower as the inverse of broader and related as symmetric; dumps often
