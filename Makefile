@@ -12,7 +12,7 @@ export BENTOML_DO_NOT_TRACK := true
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup data repro smoke test lock mlflow-ui serve bento prefect-server prefect-worker deploy retrain
+.PHONY: setup data repro smoke test lock mlflow-ui serve serve-load bento prefect-server prefect-worker deploy retrain
 
 setup:
 	@bash infra/setup.sh
@@ -41,6 +41,9 @@ mlflow-ui: setup  ## MLflow UI + tracking server on http://127.0.0.1:5000
 
 serve: setup  ## the tagger service (champion model) on http://127.0.0.1:3000
 	bentoml serve services.tagger_service:Tagger --host 127.0.0.1 --port 3000
+
+serve-load: setup  ## benchmark: the service under 1/8/32 clients + fault cases (cpu tagger built from the dump)
+	$(BIN)/python benchmarks/serve_load.py --model cpu --seconds $${SECONDS_PER_LEVEL:-60}
 
 bento: setup  ## package the service as a bento
 	bentoml build -f services/bentofile.yaml .

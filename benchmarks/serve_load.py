@@ -173,7 +173,7 @@ class Serve:
             alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
             self.proc.poll()
             if not alive:
-                return {"seconds": round(time.monotonic() - start, 2), "exit": self.proc.returncode, "left": []}
+                return {"seconds": round(time.monotonic() - start, 2), "exit": self.proc.wait(timeout=10), "left": []}
             time.sleep(0.1)
         for p in alive:                    # clean up what the service left behind
             try:
@@ -316,19 +316,28 @@ def main() -> None:
     ap.add_argument("--services-from", default=None, help="git revision whose services/ to run")
     ap.add_argument("--no-faults", action="store_true")
     ap.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="scratch folder; one from an earlier run (same --model) reuses its registry")
     args = ap.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="serve-load-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="serve-load-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"scratch folder: {work}", flush=True)
     name = "bench-tagger"
     cwd = ROOT
     if args.services_from:
-        cwd = work / "checkout"
-        cwd.mkdir()
+        cwd = work / f"checkout-{args.services_from}"
+        cwd.mkdir(exist_ok=True)
         archive = subprocess.run(["git", "archive", args.services_from, "services"], cwd=ROOT,
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x"], input=archive, cwd=cwd, check=True)
-    log_model = cpu_model(work, args.dump or newest_dump()) if args.model == "cpu" else fake_model(work)
-    uri = register_twice(work, name, log_model)
+    if (work / "mlflow.db").exists():
+        import mlflow
+        uri = f"sqlite:///{work}/mlflow.db"
+        mlflow.MlflowClient(tracking_uri=uri).set_registered_model_alias(name, "champion", "1")
+    else:
+        log_model = cpu_model(work, args.dump or newest_dump()) if args.model == "cpu" else fake_model(work)
+        uri = register_twice(work, name, log_model)
     texts = []
     for f in sorted((ROOT / "devsets" / "tagger").glob("*.jsonl")):
         texts += [json.loads(line)["text"] for line in f.read_text().splitlines() if line.strip()]

@@ -128,12 +128,25 @@ class StaticPages:
 
 # MLflow's HTTP client retries a dead server for minutes by default; the service decides itself
 # how long to wait (start-up: a few bounded tries; later: the watcher simply tries again).
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
 def start_attempts() -> int:
     return max(1, int(os.environ.get("TAGFLOW_REGISTRY_START_ATTEMPTS", "3")))
+
+
+def check_registry_in_child(model_name: str) -> None:
+    """check_registry_at_start in a short-lived child process, so that the serve process (which
+    lives as long as the service) never imports MLflow (~170 MB); exits as the check did."""
+    import subprocess
+    import sys
+
+    code = ("import logging, sys; logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stderr); "
+            "from services.common import check_registry_at_start as check; check(sys.argv[1])")
+    done = subprocess.run([sys.executable, "-c", code, model_name])
+    if done.returncode != 0:
+        raise SystemExit(done.returncode)
 
 
 def check_registry_at_start(model_name: str, attempts: int | None = None, delay: float = 2.0) -> str | None:

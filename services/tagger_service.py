@@ -27,7 +27,8 @@ and a non-zero status. A registry without a champion is fine: the service answer
 until one is promoted.
 
 Inference runs on one thread behind a bounded queue: concurrent requests with the same parameters
-share one model call (TAGFLOW_BATCH_WAIT_MS, default 10); with TAGFLOW_MAX_PENDING (default 8)
+share one model call (collected for TAGFLOW_BATCH_WAIT_MS, default 10, up to TAGFLOW_BATCH_TEXTS
+texts, default 8; a /tag_batch request is never split); with TAGFLOW_MAX_PENDING (default 8)
 requests queued or running, more are refused at once with 503 and Retry-After; a request waits at
 most TAGFLOW_REQUEST_TIMEOUT_SECONDS (default 120) and then gets 504.
 """
@@ -44,7 +45,7 @@ from pydantic import AfterValidator, BaseModel, Field, model_serializer
 from starlette.responses import JSONResponse
 
 from services.common import (BodySizeLimit, Busy, Batcher, Champion, StaticPages, busy,
-                             check_registry_at_start, error, model_name, recheck_seconds, too_large)
+                             check_registry_in_child, error, model_name, recheck_seconds, too_large)
 from services.pages import docs_page, librarian_page
 from tagflow.tagger.config import RegistryConfig
 
@@ -58,6 +59,7 @@ MAX_FILE_BYTES = 20 * 1024 * 1024     # an uploaded PDF or DOCX (its text: MAX_T
 MAX_PENDING = int(os.environ.get("TAGFLOW_MAX_PENDING", "8"))
 REQUEST_TIMEOUT = float(os.environ.get("TAGFLOW_REQUEST_TIMEOUT_SECONDS", "120"))
 BATCH_WAIT = float(os.environ.get("TAGFLOW_BATCH_WAIT_MS", "10")) / 1000
+BATCH_TEXTS = int(os.environ.get("TAGFLOW_BATCH_TEXTS", "8"))    # texts per model call, across requests
 MODEL_NAME = model_name("TAGFLOW_MODEL_NAME", RegistryConfig.model_name)
 
 
@@ -149,13 +151,13 @@ class Tagger:
     @bentoml.on_deployment
     def _registry_answers() -> None:
         """Runs once in the serve process before any worker: fail fast on a dead registry."""
-        check_registry_at_start(MODEL_NAME)
+        check_registry_in_child(MODEL_NAME)
 
     def __init__(self) -> None:
         self.champion = Champion(MODEL_NAME, recheck_seconds())
         self.champion.check_once()            # at once, so a champion is ready when /readyz is
         self.champion.start()
-        self.batcher = Batcher(MAX_PENDING, MAX_BATCH_TEXTS, BATCH_WAIT)
+        self.batcher = Batcher(MAX_PENDING, BATCH_TEXTS, BATCH_WAIT)
 
     @bentoml.on_shutdown
     def _stop(self) -> None:
