@@ -259,3 +259,31 @@ def test_real_server_registers_through_rest(store, monkeypatch, free_port, serve
     finally:
         server.stop(grace=20)
         mlflow.set_tracking_uri(registry.DEFAULT_TRACKING_URI)
+
+
+def test_every_alias_change_is_appended_to_the_audit_trail(store):
+    gate("audited", 0.40)                                   # v1 promoted by the gate
+    gate("audited", 0.10)                                   # v2 rejected
+    registry.promote("audited", "2", who="alice", why="first reason")
+    registry.rollback("audited", who="bob", why="v2 misbehaves")
+    registry.promote("audited", "2", who="alice", why="second reason")   # same version again
+    trail = registry.audit_trail("audited")
+    assert [(e["action"], e["from"], e["to"]) for e in trail] == [
+        ("gate: promoted", "none", "1"), ("gate: rejected (challenger only)", "1", "1"),
+        ("promote", "1", "2"), ("rollback", "2", "1"), ("promote", "1", "2")]
+    assert [e["why"] for e in trail if e["action"] == "promote"] == ["first reason", "second reason"]
+    assert trail[0]["who"].startswith("gate (") and trail[0]["metrics"] == {"f1_doc": 0.4}
+    assert "f1_doc 0.400 >= target 0.300" in trail[0]["why"]
+    assert registry.audit_trail("never-registered") == []
+
+
+def test_a_mistyped_local_store_is_an_error_not_a_new_store(store, tmp_path, monkeypatch):
+    typo = tmp_path / "mlfow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{typo}")
+    with pytest.raises(registry.NoStoreError, match=r"no MLflow store at .*mlfow\.db .*check the path"):
+        registry.describe("audited")
+    with pytest.raises(registry.NoChampionError):           # the service treats it as "no champion yet"
+        registry.champion_version("audited")
+    with pytest.raises(registry.NoStoreError):
+        registry.promote("audited", "1", who="alice", why="x")
+    assert not typo.exists()

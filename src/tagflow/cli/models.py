@@ -28,12 +28,20 @@ model_option = click.option("--model", "model_name", default=None,
 
 @cli.command()
 @model_option
+@click.option("--history", is_flag=True, help="the audit trail instead: every alias change, oldest first")
 @click.pass_obj
-def models(obj: dict, model_name: str | None) -> None:
+def models(obj: dict, model_name: str | None, history: bool) -> None:
     """List registered versions, aliases and gate decisions (one JSON line each)."""
     from ..core import registry
 
     name = model_name_for(obj["params"], model_name)
+    if history:
+        events = registry.audit_trail(name)
+        if not events:
+            click.echo(f"no alias changes of {name} on record")
+        for event in events:
+            click.echo(json.dumps(event, ensure_ascii=False))
+        return
     rows = registry.describe(name)
     if not rows:
         click.echo(f"no versions of {name} registered yet (run `dvc repro`)")

@@ -9,6 +9,12 @@ registry alone explains why a version is or is not champion, without opening its
 registered model keeps a `champion_history` tag (JSON list of versions, newest last) because
 MLflow forgets where an alias pointed before it moved, and rollback needs exactly that.
 
+Every alias change (a gate decision, a manual promote, a rollback) is also appended to an audit
+trail: one finished run per event in the `registry-audit` experiment of the same store, tagged
+with the model, action, who, why, from/to version, metrics and the gate's reasons. Runs are never
+rewritten, so the trail keeps every event (`tagflow models --history`), unlike version tags,
+which a second promotion of the same version overwrites.
+
 The store is a local sqlite file plus ./mlartifacts unless MLFLOW_TRACKING_URI says otherwise
 (e.g. http://127.0.0.1:5000 for the server started by infra/mlflow-server.sh).
 """
@@ -34,6 +40,7 @@ from .gate import decide, no_regression
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # relative to the project root (cwd of dvc repro)
 ARTIFACTS_DIR = "mlartifacts"
 CHAMPION, CHALLENGER = "champion", "challenger"
+AUDIT_EXPERIMENT = "registry-audit"
 HISTORY_TAG = "champion_history"
 HISTORY_KEEP = 100  # registry tags are bounded; a hundred promotions back is plenty for rollback
 PROMOTE_HINT = ('promote one with `tagflow promote --version N --why "..."`, '
@@ -42,6 +49,10 @@ PROMOTE_HINT = ('promote one with `tagflow promote --version N --why "..."`, '
 
 class NoChampionError(RegistryError):
     """No version carries the champion alias (or the registered model does not exist)."""
+
+
+class NoStoreError(NoChampionError):
+    """The tracking URI names a local store that does not exist (a typo, or nothing run yet)."""
 
 
 class UnknownVersionError(RegistryError):
@@ -75,9 +86,17 @@ def _is_local_db(uri: str) -> bool:
     return uri.startswith("sqlite:")
 
 
-def _client() -> MlflowClient:
-    # Set globally too: mlflow.register_model and models:/ URIs resolve through the global URI.
+def _client(create: bool = False) -> MlflowClient:
+    """The store's client. Only the pipeline's writes (`create=True`) may create a local store:
+    reading or changing aliases in a sqlite file that does not exist is an error, not a new,
+    empty store that silently answers "nothing registered"."""
     uri = tracking_uri()
+    if not create and _is_local_db(uri):
+        path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+        if path is not None and not path.exists():
+            raise NoStoreError(f"no MLflow store at {path.resolve()} (MLFLOW_TRACKING_URI={uri}): "
+                               "check the path, or run the pipeline (`dvc repro`) to create it")
+    # Set globally too: mlflow.register_model and models:/ URIs resolve through the global URI.
     mlflow.set_tracking_uri(uri)
     return MlflowClient(tracking_uri=uri)
 
@@ -88,7 +107,12 @@ def _slug(text: str) -> str:
 
 def setup(experiment: str) -> str:
     """Point MLflow at the project store and return the experiment's id (created if needed)."""
-    client = _client()
+    experiment_id = _experiment_id(_client(create=True), experiment)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def _experiment_id(client: MlflowClient, experiment: str) -> str:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         # Without an explicit location a sqlite-backed experiment writes to ./mlruns; keep
@@ -106,8 +130,40 @@ def setup(experiment: str) -> str:
         experiment_id = found.experiment_id
         if found.lifecycle_stage == "deleted":  # a deleted name cannot be re-created, only restored
             client.restore_experiment(experiment_id)
-    mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+# ---------------------------------------------------------------- audit trail
+
+
+def _audit(client: MlflowClient, name: str, action: str, *, who: str, why: str,
+           from_version: str | None, to_version: str | None, metrics: dict | None = None) -> None:
+    """Append one event to the audit trail (a finished run; see the module docstring)."""
+    tags = {"audit.model": name, "audit.action": action, "audit.who": who, "audit.why": why[:4000],
+            "audit.from": from_version or "none", "audit.to": to_version or "none", "audit.at": _now(),
+            "audit.metrics": json.dumps(metrics or {}, sort_keys=True)[:4000]}
+    run = client.create_run(_experiment_id(client, AUDIT_EXPERIMENT), tags=tags,
+                            run_name=f"{name}: {action} v{from_version or '-'} -> v{to_version or '-'}")
+    client.set_terminated(run.info.run_id)
+
+
+def audit_trail(model_name: str) -> list[dict]:
+    """The model's audit trail, oldest first: {at, action, who, why, from, to, metrics}."""
+    client = _client()
+    experiment = client.get_experiment_by_name(AUDIT_EXPERIMENT)
+    if experiment is None:
+        return []
+    quote = '"' if "'" in model_name else "'"
+    runs = client.search_runs([experiment.experiment_id], max_results=5000,
+                              filter_string=f"tags.`audit.model` = {quote}{model_name}{quote}",
+                              order_by=["attributes.start_time ASC"])
+    out = []
+    for run in runs:
+        t = run.data.tags
+        out.append({"at": t.get("audit.at"), "action": t.get("audit.action"), "who": t.get("audit.who"),
+                    "why": t.get("audit.why"), "from": t.get("audit.from"), "to": t.get("audit.to"),
+                    "metrics": json.loads(t.get("audit.metrics") or "{}")})
+    return sorted(out, key=lambda e: e["at"] or "")  # stable: same-second events keep run order
 
 
 # ---------------------------------------------------------------- gate
@@ -193,7 +249,7 @@ def register_and_gate(model_uri: str, run_id: str, cfg, metrics: dict[str, float
         raise RegistryError(f"guard metric(s) {absent} (params.yaml registry.guard_metrics) not among "
                             f"the evaluation metrics")
     metrics = {key: float(value) for key, value in metrics.items()}
-    client = _client()
+    client = _client(create=True)
     client.get_run(run_id)  # fails now, with MLflow's message, if the run is not in this store
     name, value = cfg.model_name, metrics[cfg.gate_metric]
 
@@ -227,8 +283,11 @@ def register_and_gate(model_uri: str, run_id: str, cfg, metrics: dict[str, float
     version = str(mlflow.register_model(model_uri, name, tags=gate_tags).version)
     client.set_registered_model_alias(name, CHALLENGER, version)
     if promoted:
-        history, _ = _history_with_current(model)
-        _set_champion(client, name, version, history + [version])
+        earlier, _ = _history_with_current(model)
+        _set_champion(client, name, version, earlier + [version])
+    _audit(client, name, "gate: promoted" if promoted else "gate: rejected (challenger only)",
+           who=f"gate ({_user()})", why="; ".join(reasons), from_version=champion,
+           to_version=version if promoted else champion, metrics={cfg.gate_metric: value})
     # Mirror the outcome on the run so the experiment view shows it next to the metrics.
     client.set_tag(run_id, "gate.decision", gate_tags["gate.decision"])
     client.set_tag(run_id, "registered_version", f"{name}/{version}")
@@ -238,6 +297,14 @@ def register_and_gate(model_uri: str, run_id: str, cfg, metrics: dict[str, float
 
 
 # ---------------------------------------------------------------- manual operations
+
+
+def _user() -> str:
+    import getpass
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (some containers)
+        return "unknown"
 
 
 def _require(who: str, why: str) -> None:
@@ -283,6 +350,7 @@ def promote(model_name: str, version: str, who: str, why: str) -> None:
                        "manual.champion_before": current or "none"}.items():
         client.set_model_version_tag(model_name, version, key, value)
     _set_champion(client, model_name, version, history)
+    _audit(client, model_name, "promote", who=who, why=why, from_version=current, to_version=version)
 
 
 def rollback(model_name: str, who: str, why: str, to_version: str | None = None) -> str:
@@ -322,6 +390,7 @@ def rollback(model_name: str, who: str, why: str, to_version: str | None = None)
         for key, value in {"demoted.by": who, "demoted.reason": why, "demoted.at": stamp}.items():
             client.set_model_version_tag(model_name, current, key, value)
     _set_champion(client, model_name, target, history)
+    _audit(client, model_name, "rollback", who=who, why=why, from_version=current, to_version=target)
     return target
 
 
