@@ -114,6 +114,9 @@ class TransformerClassifier:
         from ..core.models import pick_runtime
 
         self.runtime = pick_runtime(bool(self.params.get("load_in_4bit")))
+        if int(self.params.get("threads") or 0) > 0:
+            import torch
+            torch.set_num_threads(int(self.params["threads"]))
 
     # ---- model
     def _base(self):
