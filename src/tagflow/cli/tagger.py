@@ -26,6 +26,7 @@ _stage("train", "Fine-tune the tagger: TRL SFT + LoRA (stage tagger_train).")
 _stage("fit", "Fit the configured backend on the synthetic splits (stage tagger_fit).")
 _stage("evaluate", "Score the tagger on the configured split (stage tagger_evaluate).")
 _stage("register", "Log the model with its card, register it and apply the gate (stage tagger_register).")
+_stage("pairs", "Sample answers from the SFT model and build preference pairs (stage tagger_pairs).")
 
 
 def read_documents(file: str) -> tuple[list[dict], bool]:

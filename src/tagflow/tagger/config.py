@@ -64,6 +64,54 @@ class SFTConfig:
 
 
 @dataclass
+class PairsConfig:
+    """Preference pairs sampled from the SFT model (stage tagger_pairs)."""
+    k: int = param(4, "generations sampled per training prompt (at least 2)")
+    temperature: float = param(1.0, "sampling temperature")
+    max_new_tokens: int = param(96, "token budget per generation")
+    batch_size: int = param(8, "prompts generated together")
+    seed: int = param(13, "sampling seed (round j of k is seeded seed + j)")
+    max_keywords: int = param(10, "a valid answer is a JSON array of 1..max_keywords strings")
+    format_share: float = param(0.2, "most format pairs (one valid, one invalid answer) as a share of all pairs")
+    min_margin: float = param(0.0, "semantic pairs: least cosine difference between chosen and rejected")
+    pairs_per_prompt: int = param(2, "most semantic pairs per prompt (one per margin bin)")
+    balance_margins: bool = param(True, "cut the larger margin bin (small/large, split at the median) to the smaller")
+    encoder: str = param("embedded:all-minilm-l6-v2", "sentence encoder of the cosine signal")
+    window_chars: int = param(500, "texts longer than this are embedded in windows and averaged")
+    min_pairs: int = param(1, "contract: fewest pairs")
+
+    def __post_init__(self) -> None:
+        if self.k < 2:
+            raise ConfigError(f"tagger.pairs.k: a pair needs at least 2 generations per prompt, got {self.k}")
+        if not 0.0 <= self.format_share <= 1.0:
+            raise ConfigError(f"tagger.pairs.format_share: expected a share in [0, 1], got {self.format_share}")
+
+
+@dataclass
+class IPOConfig:
+    """IPO (TRL DPOTrainer, loss ipo) with a new LoRA on the SFT-merged model (stage tagger_ipo)."""
+    beta: float = param(0.1, "IPO regularization (TRL DPOConfig.beta)")
+    seed: int = param(13, "training seed")
+    epochs: float = param(1, "passes over the pairs")
+    max_steps: int = param(-1, "if > 0, stop after this many optimizer steps")
+    learning_rate: float = param(5e-5, "LoRA learning rate")
+    batch_size: int = param(4, "pairs per device batch")
+    grad_accum: int = param(1, "gradient accumulation steps")
+    max_length: int = param(768, "longest tokenized prompt + answer")
+    lora_r: int = param(16, "LoRA rank")
+    lora_alpha: int = param(32, "LoRA alpha")
+    lora_dropout: float = param(0.05, "LoRA dropout")
+
+
+@dataclass
+class PrefEvaluateConfig:
+    """Base vs SFT vs SFT+IPO, free greedy generation (stage tagger_pref_evaluate)."""
+    max_new_tokens: int = param(96, "token budget per answer")
+    batch_size: int = param(8, "prompts generated together")
+    bins: int = param(20, "histogram bins of the tag-to-text cosine")
+
+
+@dataclass
 class InferConfig:
     """How a document becomes concepts; shared by evaluation and serving, and stored in the
     registered model card (the served model reads it from there, not from params.yaml)."""
@@ -109,6 +157,9 @@ class TaggerConfig:
     synth: SynthConfig = field(default_factory=SynthConfig)
     contracts: ContractsConfig = field(default_factory=ContractsConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    ipo: IPOConfig = field(default_factory=IPOConfig)
+    pref_evaluate: PrefEvaluateConfig = field(default_factory=PrefEvaluateConfig)
     infer: InferConfig = field(default_factory=InferConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
