@@ -561,3 +561,27 @@ def test_stopping_serve_leaves_no_worker_behind(registry, free_port, server_proc
             httpx.get(f"{server.url}/livez", timeout=5)
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------- the same documents through the CLI
+
+
+def test_cli_tags_pdf_and_docx_files_with_the_champion(registry, tmp_path):
+    import json
+
+    tagflow = str(Path(sys.executable).with_name("tagflow"))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry["uri"]}
+    (tmp_path / "report.pdf").write_bytes(make_pdf(["The museum reopened.", "Teachers visited."]))
+    (tmp_path / "minutes.docx").write_bytes(make_docx(["Universities and teachers."]))
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<")
+    for name, labels in [("report.pdf", ["Museums", "Teachers"]), ("minutes.docx", ["Teachers", "Universities"])]:
+        done = subprocess.run([tagflow, "tagger", "tag", str(tmp_path / name), "--model", "fake-tagger"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        body = json.loads(done.stdout)
+        assert [k["label"] for k in body["keywords"]] == labels and body["model"]["version"] == "1"
+    done = subprocess.run([tagflow, "tagger", "tag", str(tmp_path / "broken.pdf"), "--model", "fake-tagger"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "tagflow tagger tag: error: " in done.stderr and "broken.pdf: not a readable PDF file" in done.stderr
+    assert "Traceback" not in done.stderr and "EOF marker" not in done.stderr    # no parser noise

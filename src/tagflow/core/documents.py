@@ -102,7 +102,11 @@ def html_to_text(html: str) -> str:
 
 
 def _pdf_text(data: bytes) -> str:
+    import logging
+
     from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)   # its repair warnings; our error says it once
 
     reader = PdfReader(io.BytesIO(data), strict=False)
     if reader.is_encrypted:
