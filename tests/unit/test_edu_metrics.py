@@ -75,3 +75,16 @@ def test_bootstrap_stat_matches_bootstrap_ci_for_the_mean():
     assert bootstrap_ci(values, n_boot=300, seed=5)[0] < values.mean()
     with pytest.raises(ValueError):
         bootstrap_stat(lambda idx: 0.0, 0)
+
+
+def test_spearman_within_ignores_telling_groups_apart():
+    # two sources on different scales; inside each the prediction ranks pages backwards
+    gold = np.array([4, 4.5, 5, 0, 0.5, 1])
+    pred = np.array([5, 4.5, 4, 1, 0.5, 0])
+    groups = np.array(["en"] * 3 + ["da"] * 3)
+    m = point_metrics(gold, pred, groups=groups)
+    assert m["spearman"] > 0.4  # pooled: rewarded for separating the sources
+    assert m["spearman_within"] == pytest.approx(-1.0)
+    assert point_metrics(gold, pred)["spearman_within"] == m["spearman"]
+    r = report(gold, pred, n_boot=50, groups=groups)
+    assert r["spearman_within"] == pytest.approx(-1.0) and r["baseline_mean_spearman_within"] == 0.0

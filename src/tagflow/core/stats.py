@@ -35,15 +35,23 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, seed: int = 0,
     return _interval(means, level)
 
 
-def bootstrap_stat(statistic: Callable[[np.ndarray], float], n: int, n_boot: int = 1000,
-                   seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of `statistic(indices)` over `n_boot` resamples of the item
-    indices 0..n-1 with replacement (the statistic reads its own arrays at those indices).
-    Resamples whose statistic is NaN (e.g. a correlation of a constant resample) are left out."""
-    _check(n, n_boot, level, "bootstrap_stat")
+def bootstrap_stats(statistic: Callable[[np.ndarray], Sequence[float]], n: int, n_boot: int = 1000,
+                    seed: int = 0, level: float = 0.95) -> list[tuple[float, float]]:
+    """Percentile bootstrap intervals of each value of `statistic(indices)` (a sequence of
+    numbers: several metrics from one pass) over `n_boot` resamples of the item indices 0..n-1
+    with replacement; the statistic reads its own arrays at those indices. Resamples where a
+    value is NaN (e.g. a correlation of a constant resample) are left out of that value's interval."""
+    _check(n, n_boot, level, "bootstrap_stats")
     rng = np.random.default_rng(seed)
     samples = np.array([statistic(rng.integers(0, n, size=n)) for _ in range(n_boot)], dtype=float)
-    samples = samples[~np.isnan(samples)]
-    if samples.size == 0:
-        return float("nan"), float("nan")
-    return _interval(samples, level)
+    out = []
+    for column in samples.reshape(n_boot, -1).T:
+        column = column[~np.isnan(column)]
+        out.append(_interval(column, level) if column.size else (float("nan"), float("nan")))
+    return out
+
+
+def bootstrap_stat(statistic: Callable[[np.ndarray], float], n: int, n_boot: int = 1000,
+                   seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """`bootstrap_stats` of a statistic with one value."""
+    return bootstrap_stats(lambda idx: [statistic(idx)], n, n_boot, seed, level)[0]

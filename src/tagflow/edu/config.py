@@ -57,7 +57,8 @@ class TrainConfig:
     ridge_alphas: list = param([0.1, 1.0, 10.0, 100.0], "ridge penalties tried (chosen on validation)")
     mlp_hidden: int = param(64, "hidden units of the MLP head")
     seed: int = param(13, "training seed")
-    select_metric: str = param("spearman", "validation metric that picks the head")
+    select_metric: str = param("spearman_within", "validation metric that picks the head (spearman_within: "
+                                                   "the mean correlation within each source)")
 
 
 @dataclass
@@ -77,7 +78,7 @@ class TrackingConfig:
 class RegistryConfig:
     models: dict = param({"en": "fineweb-edu-en", "multilingual": "fineweb-edu-multilingual"},
                          "setup -> registered model name (each gated on its own metrics)")
-    gate_metric: str = param("val/spearman", "metric the promotion gate reads (trivial baselines score 0)")
+    gate_metric: str = param("val/spearman_within", "metric the promotion gate reads (trivial baselines score 0)")
     gate_target: float = param(0.30, "champion only at or beyond this value (direction: see core.gate)")
 
 
@@ -140,5 +141,8 @@ def check(cfg: EduConfig, where: str = "edu") -> None:
     for setup in cfg.registry.models:
         if setup not in cfg.train.setups:
             raise ConfigError(f"{where}.registry.models: unknown setup {setup!r}; known: {sorted(cfg.train.setups)}")
+    selectable = ("spearman", "spearman_within", "macro_f1", "binary_f1", "accuracy")
+    if cfg.train.select_metric not in selectable:
+        raise ConfigError(f"{where}.train.select_metric: {cfg.train.select_metric!r}; choose from {list(selectable)}")
     if cfg.judge.kind not in ("openai", "transformers"):
         raise ConfigError(f"{where}.judge.kind: {cfg.judge.kind!r}; expected openai | transformers")

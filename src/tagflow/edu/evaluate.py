@@ -27,13 +27,15 @@ log = get_logger("edu_evaluate")
 
 
 def evaluation_sets(table: pd.DataFrame, sources: list[str], cross_lingual: str | None) -> dict[str, pd.DataFrame]:
-    """Named page sets: val, test (pooled over the setup's sources), test_<source> when it has
-    several, and xling_<source> (every page of a source it did not learn from)."""
+    """Named page sets: val, test (pooled over the setup's sources), val_<source> and
+    test_<source> when it has several, and xling_<source> (every page of a source it did not
+    learn from)."""
     mine = table[table["source"].isin(sources)]
     sets = {"val": mine[mine["split"] == "val"], "test": mine[mine["split"] == "test"]}
     if len(sources) > 1:
-        for source in sources:
-            sets[f"test_{source}"] = mine[(mine["split"] == "test") & (mine["source"] == source)]
+        for split in ("val", "test"):
+            for source in sources:
+                sets[f"{split}_{source}"] = mine[(mine["split"] == split) & (mine["source"] == source)]
     if cross_lingual:
         sets[f"xling_{cross_lingual}"] = table[table["source"] == cross_lingual]
     return {k: v for k, v in sets.items() if len(v)}
@@ -80,7 +82,8 @@ def run(cfg: "Config") -> dict:
             scores, ints = scorer.score_vectors(vectors_for(folder, rows["id"].tolist()))
             gold = rows["score"].to_numpy()
             result = report(gold, scores, threshold=c.evaluate.threshold, n_boot=c.evaluate.n_boot,
-                            seed=0, baseline_mean=scorer.card["train"]["mean_score"])
+                            seed=0, baseline_mean=scorer.card["train"]["mean_score"],
+                            groups=rows["source"].to_numpy())
             metrics |= {f"{name}/{set_name}/{k}": round(v, 4) if isinstance(v, float) else v
                         for k, v in result.items()}
             matrix = confusion(int_score(gold), ints)
@@ -93,8 +96,8 @@ def run(cfg: "Config") -> dict:
                              "score": round(float(s), 4), "int_score": int(i)}
                             for pid, src, g, s, i in zip(rows["id"], rows["source"], gold, scores, ints)]
         write_jsonl(Path(paths.EVAL_DIR) / f"{name}_predictions.jsonl", predictions)
-        log.info("%s (%s head): val spearman %.3f, macro-F1 %.3f, binary F1 %.3f", name,
-                 scorer.card["head"]["kind"], metrics[f"{name}/val/spearman"],
+        log.info("%s (%s head): val spearman within sources %.3f, macro-F1 %.3f, binary F1 %.3f", name,
+                 scorer.card["head"]["kind"], metrics[f"{name}/val/spearman_within"],
                  metrics[f"{name}/val/macro_f1"], metrics[f"{name}/val/binary_f1"])
     write_json(Path(paths.EVAL_DIR) / "confusion.json", matrices)  # rows: annotator 0-5, columns: predicted
     write_json(paths.METRICS, metrics)

@@ -21,7 +21,7 @@ log = get_logger("edu_register")
 
 
 def setup_metrics(metrics: dict, setup: str) -> dict[str, float]:
-    """`<setup>/val/spearman` -> `val/spearman`: the numbers of one setup, as the gate reads them."""
+    """`<setup>/val/spearman_within` -> `val/spearman_within`: the numbers of one setup, as the gate reads them."""
     prefix = f"{setup}/"
     return {k.removeprefix(prefix): float(v) for k, v in metrics.items()
             if k.startswith(prefix) and isinstance(v, (int, float))}

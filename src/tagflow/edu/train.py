@@ -32,14 +32,15 @@ def setup_rows(table: pd.DataFrame, sources: list[str], split: str) -> pd.DataFr
     return rows
 
 
-def choose_head(X_train, y_train, X_val, y_val, cfg, threshold: int = 3):
-    """(best (head, params, model), candidate results): every candidate fitted and scored on val."""
+def choose_head(X_train, y_train, X_val, y_val, cfg, threshold: int = 3, val_groups=None):
+    """(best (head, params, model), candidate results): every candidate fitted and scored on val
+    (`val_groups`: the source of each val page, for `spearman_within`)."""
     results, best, best_value = [], None, -np.inf
     for head, params in heads.candidates(cfg.heads, cfg.ridge_alphas):
         started = time.monotonic()
         model = heads.fit(head, params, X_train, y_train, seed=cfg.seed, mlp_hidden=cfg.mlp_hidden)
         fit_s = time.monotonic() - started
-        val = point_metrics(y_val, model.predict(X_val), threshold)
+        val = point_metrics(y_val, model.predict(X_val), threshold, val_groups)
         results.append({"head": head, "params": params, "fit_seconds": round(fit_s, 3),
                         **{f"val_{k}": round(v, 4) for k, v in val.items()}})
         value = val[cfg.select_metric]
@@ -60,7 +61,8 @@ def train_setup(name: str, setup: dict, table: pd.DataFrame, cfg: "Config") -> d
     X_train, X_val = vectors_for(folder, train["id"].tolist()), vectors_for(folder, val["id"].tolist())
     started = time.monotonic()
     (head, params, model), results = choose_head(X_train, train["score"].to_numpy(), X_val,
-                                                  val["score"].to_numpy(), t, cfg.edu.evaluate.threshold)
+                                                  val["score"].to_numpy(), t, cfg.edu.evaluate.threshold,
+                                                  val["source"].to_numpy())
     seconds = time.monotonic() - started
     import torch
     device = "cuda" if torch.cuda.is_available() else "cpu"

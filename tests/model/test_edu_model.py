@@ -1,0 +1,98 @@
+"""The edu inference path with the embedded MiniLM: embeddings cached by page id (computed once,
+extended incrementally), heads that learn to rank educational pages above adverts, and a scorer
+folder that reproduces the training-time scores."""
+from __future__ import annotations
+
+import json
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from tagflow.core.errors import DataError, ModelError
+from tagflow.edu import heads
+from tagflow.edu.data import page_id
+from tagflow.edu.embed import embed_pages, read_cache, vectors_for
+from tagflow.edu.metrics import spearman
+from tagflow.edu.model import CARD, HEAD, EduScorer, encode
+from tests.edu_pages import pages
+
+SPEC = {"model": "embedded:all-minilm-l6-v2", "prefix": "", "max_seq_length": 128}
+
+
+@pytest.fixture(scope="module")
+def data():
+    texts, scores = pages(48)
+    frame = pd.DataFrame({"id": [page_id(t) for t in texts], "text": texts, "score": scores})
+    return frame, encode(SPEC, texts, bf16="off")
+
+
+def test_cache_embeds_each_page_once(tmp_path, data):
+    frame, vectors = data
+    folder = tmp_path / "cache"
+    first = embed_pages(SPEC, frame.iloc[:30], folder, bf16="off")
+    assert (first["embedded"], first["reused"]) == (30, 0)
+    again = embed_pages(SPEC, frame.iloc[:30], folder, bf16="off")
+    assert (again["embedded"], again["reused"]) == (0, 30)
+    more = embed_pages(SPEC, frame, folder, bf16="off")
+    assert (more["embedded"], more["reused"]) == (18, 30)
+    ids, cached = read_cache(folder)
+    assert len(ids) == 48 and cached.dtype == np.float32
+    got = vectors_for(folder, frame["id"].tolist()[::-1])
+    np.testing.assert_allclose(got, vectors[::-1], atol=1e-5)
+    with pytest.raises(DataError, match="no cached embedding"):
+        vectors_for(folder, ["not-a-page"])
+
+
+def test_prefix_changes_the_embedding(data):
+    frame, vectors = data
+    prefixed = encode(SPEC | {"prefix": "passage: "}, frame["text"].tolist()[:2], bf16="off")
+    assert not np.allclose(prefixed, vectors[:2], atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(prefixed, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("head, params", [("linear", {}), ("ridge", {"alpha": 1.0}), ("mlp", {"alpha": 1e-3}),
+                                          ("ordinal", {"C": 1.0})])
+def test_heads_rank_educational_pages_above_adverts(data, head, params):
+    frame, vectors = data
+    y = frame["score"].to_numpy(dtype=float)
+    model = heads.fit(head, params, vectors[:32], y[:32], seed=0, mlp_hidden=16)
+    pred = model.predict(vectors[32:])
+    assert spearman(y[32:], pred) > 0.5, head
+    edu_mean = pred[y[32:] >= 3].mean()
+    ad_mean = pred[y[32:] < 3].mean()
+    assert edu_mean > ad_mean + 1.0, (head, edu_mean, ad_mean)
+
+
+def test_ordinal_head_stays_inside_the_trained_range(data):
+    frame, vectors = data
+    y = frame["score"].to_numpy(dtype=float)
+    pred = heads.fit("ordinal", {"C": 1.0}, vectors, y).predict(vectors)
+    assert pred.min() >= y.min() and pred.max() <= y.max()
+
+
+def test_candidates_list_the_reference_first():
+    cands = heads.candidates(["linear", "ridge", "ordinal"], [1.0, 10.0])
+    assert cands[0] == ("linear", {})
+    assert ("ridge", {"alpha": 10.0}) in cands and ("ordinal", {"C": 0.1}) in cands
+
+
+def test_scorer_folder_reproduces_scores(tmp_path, data):
+    frame, vectors = data
+    y = frame["score"].to_numpy(dtype=float)
+    model = heads.fit("ridge", {"alpha": 1.0}, vectors, y)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    joblib.dump(model, folder / HEAD)
+    (folder / CARD).write_text(json.dumps({"family": "edu", "encoder": SPEC, "bf16": "off", "batch_size": 8,
+                                           "head": {"kind": "ridge", "params": {"alpha": 1.0}}}))
+    scorer = EduScorer.load(folder)
+    scores, ints = scorer.score(frame["text"].tolist()[:6])
+    np.testing.assert_allclose(scores, model.predict(vectors[:6]), atol=1e-4)
+    assert ints.tolist() == np.round(np.clip(scores, 0, 5)).astype(int).tolist()
+    (folder / CARD).write_text(json.dumps({"family": "tagger"}))
+    with pytest.raises(ModelError, match="not 'edu'"):
+        EduScorer.load(folder)
+    with pytest.raises(ModelError, match="not an edu model folder"):
+        EduScorer.load(tmp_path)
