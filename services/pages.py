@@ -186,7 +186,8 @@ fetch("/docs.json").then((r) => r.json()).then((spec) => {{
   for (const [path, methods] of Object.entries(spec.paths || {{}})) {{
     for (const [method, op] of Object.entries(methods)) {{
       const h = document.createElement("h3"); h.textContent = method.toUpperCase() + " " + path; root.appendChild(h);
-      const p = document.createElement("p"); p.textContent = op.description || op.summary || ""; root.appendChild(p);
+      const p = document.createElement("p");
+      p.textContent = (op.description || op.summary || "").replace(/<[^>]*>/g, ""); root.appendChild(p);
       const body = op.requestBody && op.requestBody.content;
       if (body) {{
         const pre = document.createElement("pre");
