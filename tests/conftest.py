@@ -28,6 +28,10 @@ GROUPS = ("unit", "integration", "model", "e2e")
 
 
 def pytest_configure(config):
+    import tempfile
+    # Tracebacks of failing commands go to log files (tagflow.cli.traceback_file); keep the
+    # ones tests provoke out of the checkout.
+    os.environ.setdefault("TAGFLOW_LOG_DIR", tempfile.mkdtemp(prefix="tagflow-test-logs-"))
     for group in GROUPS:
         config.addinivalue_line("markers", f"{group}: tests under tests/{group}/")
 

@@ -64,7 +64,8 @@ def test_params_without_profile_line(params, capsys):
     assert main(["--params", str(params), "profile", "smoke"]) == 2
     assert params.read_text() == before
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"tagflow profile: error: {params}: no top-level `profile:` line to change"]
+    assert len(err) == 1
+    assert err[0].startswith(f"tagflow profile: error: {params}: no top-level `profile:` line to change (details: ")
 
 
 def test_missing_params_file(tmp_path, capsys):
@@ -100,20 +101,34 @@ def test_tagger_backends_lists_the_registry(capsys):
     assert 'llm: {"max_new_tokens": 96, "batch_size": 8, "decoding": "free", "mapping": "exact", "min_similarity": 0.75, "max_labels": 10, "label_languages": "en"}' in lines
 
 
-def test_a_bug_keeps_its_traceback(monkeypatch):
-    """Only TagflowError is turned into a one-line message; anything else is a bug."""
+def logged(err: str) -> str:
+    """The traceback file a one-line message names."""
+    import re
+    match = re.search(r"(?:details|full traceback): (\S+?\.log)", err)
+    assert match, err
+    return Path(match.group(1)).read_text()
+
+
+def test_a_bug_is_one_line_with_its_traceback_in_a_log_file(monkeypatch, tmp_path, capsys):
     from tagflow.tagger import backends
 
     def broken():
         raise KeyError("internal")
     monkeypatch.setattr(backends, "names", broken)
-    with pytest.raises(KeyError, match="internal"):
-        main(["tagger", "backends"])
+    monkeypatch.setenv("TAGFLOW_LOG_DIR", str(tmp_path / "logs"))
+    assert main(["tagger", "backends"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("tagflow tagger backends: unexpected KeyError: 'internal'")
+    text = logged(err)
+    assert text.startswith("tagflow tagger backends") and "Traceback" in text and "def broken" not in err
 
 
-def test_tag_names_a_missing_file(tmp_path, capsys):
+def test_tag_names_a_missing_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TAGFLOW_LOG_DIR", str(tmp_path / "logs"))
     assert main(["tagger", "tag", str(tmp_path / "missing.txt")]) == 2
-    assert capsys.readouterr().err.strip() == f"tagflow tagger tag: error: {tmp_path / 'missing.txt'}: no such file"
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tagflow tagger tag: error: {tmp_path / 'missing.txt'}: no such file (details: ")
+    assert "DataError" in logged(err)
 
 
 def test_thesaurus_step_on_malformed_dump(tmp_path, monkeypatch, capsys):

@@ -56,12 +56,32 @@ def _register_groups() -> None:
     from . import edu  # noqa: F401
 
 
+def traceback_file(exc: BaseException, argv: list[str]) -> str:
+    """Write the full traceback to logs/ (TAGFLOW_LOG_DIR) and return the file's path: the
+    terminal gets one line, the log keeps everything needed to debug or report it."""
+    import os
+    import time
+    import traceback
+    from pathlib import Path
+
+    folder = Path(os.environ.get("TAGFLOW_LOG_DIR") or "logs")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"tagflow-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text(f"tagflow {' '.join(argv)}\n\n" + "".join(traceback.format_exception(exc)))
+        return str(path)
+    except OSError:                      # read-only checkout: the terminal gets it after all
+        traceback.print_exception(exc)
+        return "(could not write a log file; traceback above)"
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..core.contracts import ContractError
     from ..core.log import configure
 
     configure()
     _register_groups()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=argv, prog_name="tagflow", standalone_mode=False)
     except Failed as failed:
@@ -69,16 +89,22 @@ def main(argv: list[str] | None = None) -> int:
             report = getattr(failed.error.report, "html_path", None) or "the log above"
             print(f"{failed.where}: data contract violated; see {report}", file=sys.stderr)
         else:
-            print(f"{failed.where}: error: {failed.error}", file=sys.stderr)
+            print(f"{failed.where}: error: {failed.error} (details: {traceback_file(failed, argv)})",
+                  file=sys.stderr)
         return 2
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("tagflow: interrupted; finished outputs are kept, rerun to resume", file=sys.stderr)
         return 130
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except Exception as exc:  # a bug, or a failure nobody anticipated: one line, the rest logged
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"tagflow {' '.join(argv[:2])}: unexpected {type(exc).__name__}: {first} "
+              f"(full traceback: {traceback_file(exc, argv)}; please report it)", file=sys.stderr)
+        return 1
     return 0
 
 
