@@ -36,6 +36,11 @@ class _ShortName(logging.Formatter):
         return super().format(record)
 
 
+TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false",
+                 "DO_NOT_TRACK": "true", "BENTOML_DO_NOT_TRACK": "true", "HF_HUB_DISABLE_TELEMETRY": "1",
+                 "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
 def configure(level: int = logging.INFO) -> None:
     """Send tagflow's records to stderr (once), and let Prefect's flow-run logs include them."""
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tagflow")
@@ -43,6 +48,10 @@ def configure(level: int = logging.INFO) -> None:
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     # The ephemeral API server needs more than Prefect's default 20 s on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # Telemetry off however a command is started (the Makefile sets these too, but a plain
+    # `dvc repro` with the venv active runs `tagflow` without it). A site can still opt in.
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
     root = logging.getLogger("tagflow")
     root.setLevel(level)
     if not any(getattr(h, "_tagflow", False) for h in root.handlers):
