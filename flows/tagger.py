@@ -4,7 +4,7 @@ the Prefect UI when PREFECT_API_URL points at a server; ephemeral otherwise."""
 from __future__ import annotations
 
 from flows.common import stage_flow, stage_task  # noqa: F401 (stage_task: re-exported)
-from tagflow.tagger import contracts, evaluate, fit, pairs, register, sft, synth
+from tagflow.tagger import contracts, evaluate, fit, ipo, pairs, register, sft, synth
 
 
 synth_flow = stage_flow("tagger-synth", synth.run)
@@ -14,3 +14,4 @@ fit_flow = stage_flow("tagger-fit", fit.run)
 evaluate_flow = stage_flow("tagger-evaluate", evaluate.run)
 register_flow = stage_flow("tagger-register", register.run)
 pairs_flow = stage_flow("tagger-pairs", pairs.run)
+ipo_flow = stage_flow("tagger-ipo", ipo.run)

@@ -161,3 +161,12 @@ def test_contract_passes_sound_pairs_and_names_broken_ones(tmp_path):
 
     with pytest.raises(ContractError, match="is_format"):   # 4 format of 8 pairs: over a 0.2 share
         check_pairs(pairs, cfg(format_share=0.2), tmp_path / "share")
+
+
+def test_the_gold_answer_can_compete_but_is_not_a_generation():
+    gold = Candidate('["Museums"]', ["Museums"], 0.8, source="gold")
+    items = [item("a", [cand(None, raw="Sure! museums"), cand(None, raw="heritage"), gold])]
+    pairs, stats = build_pairs(items, cfg(format_share=1.0))
+    assert stats["generations"] == 2 and stats["valid_rate"] == 0.0
+    assert len(pairs) == 1 and pairs[0]["kind"] == "format"
+    assert (pairs[0]["chosen_source"], pairs[0]["rejected_source"]) == ("gold", "sample")

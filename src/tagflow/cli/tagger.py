@@ -27,6 +27,7 @@ _stage("fit", "Fit the configured backend on the synthetic splits (stage tagger_
 _stage("evaluate", "Score the tagger on the configured split (stage tagger_evaluate).")
 _stage("register", "Log the model with its card, register it and apply the gate (stage tagger_register).")
 _stage("pairs", "Sample answers from the SFT model and build preference pairs (stage tagger_pairs).")
+_stage("ipo", "Preference-tune the SFT model: IPO with a new LoRA (stage tagger_ipo).")
 
 
 def read_documents(file: str) -> tuple[list[dict], bool]:

@@ -96,8 +96,9 @@ def pick_runtime(want_4bit: bool = False) -> Runtime:
     return Runtime("cpu", dtype, False)
 
 
-def load_causal_lm(model_id: str, runtime: Runtime | None = None, adapter: str | None = None):
-    """Load tokenizer + causal LM (optionally with a LoRA adapter merged in) for inference."""
+def load_causal_lm(model_id: str, runtime: Runtime | None = None, adapter: str | list[str] | None = None):
+    """Load tokenizer + causal LM for inference, optionally with LoRA adapters merged in, in order
+    (a list: each adapter was trained on the model with the ones before it merged, e.g. SFT then IPO)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     runtime = runtime or pick_runtime()
@@ -113,9 +114,12 @@ def load_causal_lm(model_id: str, runtime: Runtime | None = None, adapter: str |
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=runtime.dtype)
         kwargs["device_map"] = {"": 0}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    if adapter:
+    adapters = [adapter] if isinstance(adapter, str) else list(adapter or [])
+    if len(adapters) > 1 and runtime.load_in_4bit:
+        raise ModelError("stacked adapters are merged one after the other: load them without 4-bit")
+    for path in adapters:
         from peft import PeftModel
-        model = PeftModel.from_pretrained(model, adapter)
+        model = PeftModel.from_pretrained(model, path)
         if not runtime.load_in_4bit:
             model = model.merge_and_unload()  # plain weights generate faster than adapter hooks
     if not runtime.load_in_4bit:

@@ -79,6 +79,8 @@ class PairsConfig:
     encoder: str = param("embedded:all-minilm-l6-v2", "sentence encoder of the cosine signal")
     window_chars: int = param(500, "texts longer than this are embedded in windows and averaged")
     min_pairs: int = param(1, "contract: fewest pairs")
+    include_gold: bool = param(False, "the split's reference answer is one more candidate (off-policy; the "
+                                      "smoke profile's barely trained model rarely answers valid JSON)")
 
     def __post_init__(self) -> None:
         if self.k < 2:

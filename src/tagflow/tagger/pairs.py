@@ -42,6 +42,7 @@ class Candidate:
     text: str                       # the answer as generated
     keywords: list[str] | None      # its keywords when the answer is valid, else None
     cosine: float | None = None     # tag-to-text cosine (valid answers)
+    source: str = "sample"          # sample (the SFT model's) | gold (the split's reference answer)
 
 
 def answer_keywords(raw: str, max_keywords: int) -> list[str] | None:
@@ -75,6 +76,7 @@ def _row(item: dict, chosen: Candidate, rejected: Candidate, kind: str, margin_b
             "prompt": item["prompt"],
             "chosen": [{"role": "assistant", "content": chosen.text}],
             "rejected": [{"role": "assistant", "content": rejected.text}],
+            "chosen_source": chosen.source, "rejected_source": rejected.source,
             "chosen_cosine": chosen.cosine, "rejected_cosine": rejected.cosine,
             "margin": None if margin is None else round(margin, 6), "margin_bin": margin_bin,
             "gold_uris": list(item.get("uris") or [])}
@@ -124,8 +126,9 @@ def build_pairs(items: list[dict], cfg: PairsConfig,
     for item in items:
         unique: dict[str, Candidate] = {}
         for c in item["candidates"]:
-            generations += 1
-            valid_count += c.keywords is not None
+            if c.source == "sample":
+                generations += 1
+                valid_count += c.keywords is not None
             unique.setdefault(c.text.strip(), c)
         valid = [c for c in unique.values() if c.keywords is not None]
         invalid = [c for c in unique.values() if c.keywords is None]
@@ -230,6 +233,9 @@ def score_candidates(rows: list[dict], answers: list[list[str]], cfg: PairsConfi
     items, texts, keywords, slots = [], [], [], []
     for row, raws in zip(rows, answers):
         cands = [Candidate(raw, answer_keywords(raw, cfg.max_keywords)) for raw in raws]
+        if cfg.include_gold:   # the reference answer competes too (off-policy; see PairsConfig)
+            gold = row["completion"][0]["content"]
+            cands.append(Candidate(gold, answer_keywords(gold, cfg.max_keywords), source="gold"))
         for c in cands:
             if c.keywords is not None:
                 texts.append(row["text"])
@@ -296,11 +302,11 @@ def run(cfg: "Config") -> dict:
     from ..thesaurus import Thesaurus
     from . import paths
     from .evaluate import load_split
-    from .sft import load_adapter
+    from .sft import load_adapter, no_adapter
 
     c = cfg.tagger
     if not paths.uses_adapter(c.infer.backend):
-        stats = {"skipped": f"backend {c.infer.backend} does not use the SFT adapter"}
+        stats = {"skipped": no_adapter(c.infer.backend)}
         write_jsonl(paths.PAIRS, [])
         write_json(paths.METRICS_PAIRS, stats)
         return stats

@@ -54,31 +54,15 @@ def _progress_callback(log_to_mlflow: bool):
     return ProgressAndTracking()
 
 
-def train(cfg: SFTConfig, splits_dir: str | Path, out_dir: str | Path, log_to_mlflow: bool = True,
-          prompt: str = DEFAULT_PROMPT) -> dict:
-    """Train a LoRA adapter and write it (plus tokenizer and tagger.json) to out_dir. `prompt` is
-    the template the training data was written with; it is recorded for inference."""
+def trainer_args(cfg, runtime) -> dict:
+    """Training arguments that SFT and IPO share (`cfg` has epochs, max_steps, batch_size,
+    grad_accum, learning_rate, max_length, seed)."""
     import torch
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
 
-    splits_dir = Path(splits_dir)
-    train_ds, val_ds = _dataset(splits_dir / "train.jsonl"), _dataset(splits_dir / "val.jsonl")
-    runtime = pick_runtime(cfg.load_in_4bit)
-    log.info("base %s on %s, %d examples", cfg.base_model, runtime.describe(), len(train_ds))
-    tok, model = load_causal_lm(cfg.base_model, runtime)
-    tok.padding_side = "right"  # training pads on the right; generation (inference) on the left
-    model.train()
-    if runtime.load_in_4bit:
-        from peft import prepare_model_for_kbit_training
-        model = prepare_model_for_kbit_training(model)
-
-    args = SFTConfig(
-        output_dir=str(Path(out_dir).parent / ".sft-work"),
+    return dict(
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type="cosine",
@@ -94,6 +78,28 @@ def train(cfg: SFTConfig, splits_dir: str | Path, out_dir: str | Path, log_to_ml
         dataloader_num_workers=0,
         disable_tqdm=True,  # the callback prints periodic lines instead
     )
+
+
+def train(cfg: SFTConfig, splits_dir: str | Path, out_dir: str | Path, log_to_mlflow: bool = True,
+          prompt: str = DEFAULT_PROMPT) -> dict:
+    """Train a LoRA adapter and write it (plus tokenizer and tagger.json) to out_dir. `prompt` is
+    the template the training data was written with; it is recorded for inference."""
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    splits_dir = Path(splits_dir)
+    train_ds, val_ds = _dataset(splits_dir / "train.jsonl"), _dataset(splits_dir / "val.jsonl")
+    runtime = pick_runtime(cfg.load_in_4bit)
+    log.info("base %s on %s, %d examples", cfg.base_model, runtime.describe(), len(train_ds))
+    tok, model = load_causal_lm(cfg.base_model, runtime)
+    tok.padding_side = "right"  # training pads on the right; generation (inference) on the left
+    model.train()
+    if runtime.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+        model = prepare_model_for_kbit_training(model)
+
+    args = SFTConfig(output_dir=str(Path(out_dir).parent / ".sft-work"),
+                     per_device_eval_batch_size=cfg.batch_size, **trainer_args(cfg, runtime))
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
@@ -117,23 +123,55 @@ def train(cfg: SFTConfig, splits_dir: str | Path, out_dir: str | Path, log_to_ml
 
 
 def adapter_meta(adapter_dir: str | Path) -> dict:
-    """base_model and prompt of a trained adapter (the reference prompt for older adapters)."""
+    """base_model and prompt of a trained model dir (the reference prompt for older adapters).
+    A stacked dir (SFT + IPO) lists its adapters' sub-folders, in merge order, under "adapters";
+    a plain SFT dir is its own one adapter."""
     path = Path(adapter_dir) / ADAPTER_META
     if not path.exists():
         raise ModelError(f"{adapter_dir}: no trained adapter ({ADAPTER_META} missing; run the SFT step)")
     meta = json.loads(path.read_text())
     meta.setdefault("prompt", DEFAULT_PROMPT)
+    adapters = meta.get("adapters")
+    if adapters is not None and not (isinstance(adapters, list) and all(isinstance(a, str) for a in adapters)):
+        raise ModelError(f"{path}: \"adapters\" must be a list of sub-folder names, got {adapters!r}")
+    missing = [a for a in adapters or [] if not (Path(adapter_dir) / a).is_dir()]
+    if missing:
+        raise ModelError(f"{adapter_dir}: adapter folder(s) {missing} listed in {ADAPTER_META} are missing")
     return meta
 
 
-def load_adapter(adapter_dir: str | Path):
-    """(tokenizer, base model with the adapter merged, metadata), ready for generation."""
+def adapter_paths(adapter_dir: str | Path, meta: dict) -> list[str]:
+    """The adapter folders to merge, in order."""
+    if meta.get("adapters") is None:
+        return [str(adapter_dir)]
+    return [str(Path(adapter_dir) / a) for a in meta["adapters"]]
+
+
+def load_adapter(adapter_dir: str | Path, runtime=None):
+    """(tokenizer, base model with the adapter(s) merged, metadata), ready for generation."""
     meta = adapter_meta(adapter_dir)
-    tok, model = load_causal_lm(meta["base_model"], adapter=str(adapter_dir))
+    tok, model = load_causal_lm(meta["base_model"], runtime, adapter=adapter_paths(adapter_dir, meta))
     return tok, model, meta
 
 
 # ---------------------------------------------------------------- the dvc.yaml stage
+
+def no_adapter(backend: str) -> str:
+    return f"backend {backend} does not use the SFT adapter"
+
+
+def record_skip(model_dir: str, step: str, reason: str) -> dict:
+    """Nothing to train (e.g. a backend without an adapter): `skipped.json` as the stage's model
+    dir, and a `<step>.skipped` tag on the active run."""
+    import mlflow
+
+    summary = {"skipped": reason}
+    with atomic_path(model_dir, is_dir=True) as out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "skipped.json").write_text(json.dumps(summary) + "\n")
+    mlflow.set_tag(f"{step}.skipped", summary["skipped"])
+    return summary
+
 
 def run(cfg: "Config") -> dict:
     """Stage `tagger_train`: LoRA SFT in an MLflow run; the run id is left beside the adapter.
@@ -144,7 +182,7 @@ def run(cfg: "Config") -> dict:
     import mlflow
 
     from ..core import tracking
-    from ..core.io import atomic_path, write_json
+    from ..core.io import write_json
     from . import paths
     from .synth import split_prompt
 
@@ -156,11 +194,7 @@ def run(cfg: "Config") -> dict:
             mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
             mlflow.set_tag("runtime", summary["runtime"])
         else:
-            summary = {"skipped": f"backend {c.infer.backend} does not use the SFT adapter"}
-            with atomic_path(paths.ADAPTER_DIR, is_dir=True) as out:
-                out.mkdir(parents=True, exist_ok=True)
-                (out / "skipped.json").write_text(json.dumps(summary) + "\n")
-            mlflow.set_tag("sft.skipped", summary["skipped"])
+            summary = record_skip(paths.ADAPTER_DIR, "sft", no_adapter(c.infer.backend))
     tracking.write_run_ref(paths.RUN_FILE, run_id, c.tracking.experiment)
     write_json(paths.METRICS_TRAIN, summary)
     return summary
