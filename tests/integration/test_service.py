@@ -146,13 +146,13 @@ class Server:
 def servers(registry, free_port, server_process) -> dict[str, Server]:
     """The servers start together (start-up is mostly imports): one serves `fake-tagger`, which
     has a champion; one `late-tagger`, which has none until a test promotes it; one `busy-tagger`
-    with a short queue (3) and a short request timeout (4 s)."""
+    with a short queue (3) and a short request timeout (6 s)."""
     started: dict[str, Server] = {}
     try:
         for name in ("fake-tagger", "late-tagger"):
             started[name] = Server(registry, name, free_port(), server_process)
         started["busy-tagger"] = Server(registry, "busy-tagger", free_port(), server_process,
-                                        TAGFLOW_MAX_PENDING="3", TAGFLOW_REQUEST_TIMEOUT_SECONDS="4",
+                                        TAGFLOW_MAX_PENDING="3", TAGFLOW_REQUEST_TIMEOUT_SECONDS="6",
                                         TAGFLOW_BATCH_WAIT_MS="50")
         for server in started.values():
             server.wait_up()
@@ -488,9 +488,9 @@ def test_a_full_queue_refuses_at_once_with_retry_after(servers):
 
 def test_a_request_past_its_timeout_gets_504(servers):
     server = servers["busy-tagger"]
-    resp = server.post("/tag", {"text": "museum sleep:7"})
+    resp = server.post("/tag", {"text": "museum sleep:9"})
     assert resp.status_code == 504, resp.text
-    assert "within 4 seconds" in resp.json()["error"]
+    assert "within 6 seconds" in resp.json()["error"]
 
 
 # ---------------------------------------------------------------- start and stop
