@@ -10,11 +10,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Iterator
 
 import yaml
+
+
+_MLFLOW_UNSAFE = re.compile(r"[^0-9A-Za-z_\-. :/]")   # what MLflow allows in param and tag names
 
 
 def git_state() -> dict[str, str]:
@@ -44,10 +48,12 @@ def dvc_hashes(lock_path: str | Path = "dvc.lock") -> dict[str, str]:
 
 
 def flatten(prefix: str, obj) -> dict[str, str]:
+    """Nested params as MLflow param/tag names: dotted, with characters MLflow refuses in a name
+    (e.g. the `@` of a backend variant, `embedding@multilingual`) replaced by `_`."""
     data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
     out = {}
     for key, value in data.items():
-        name = f"{prefix}.{key}" if prefix else key
+        name = f"{prefix}.{_MLFLOW_UNSAFE.sub('_', str(key))}" if prefix else _MLFLOW_UNSAFE.sub("_", str(key))
         if isinstance(value, dict):
             out |= flatten(name, value)
         else:
