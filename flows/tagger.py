@@ -4,7 +4,7 @@ the Prefect UI when PREFECT_API_URL points at a server; ephemeral otherwise."""
 from __future__ import annotations
 
 from flows.common import stage_flow, stage_task  # noqa: F401 (stage_task: re-exported)
-from tagflow.tagger import contracts, evaluate, fit, ipo, pairs, register, sft, synth
+from tagflow.tagger import contracts, evaluate, fit, ipo, pairs, prefeval, register, sft, synth
 
 
 synth_flow = stage_flow("tagger-synth", synth.run)
@@ -15,3 +15,5 @@ evaluate_flow = stage_flow("tagger-evaluate", evaluate.run)
 register_flow = stage_flow("tagger-register", register.run)
 pairs_flow = stage_flow("tagger-pairs", pairs.run)
 ipo_flow = stage_flow("tagger-ipo", ipo.run)
+pref_evaluate_flow = stage_flow("tagger-pref-evaluate", prefeval.run)
+ipo_register_flow = stage_flow("tagger-ipo-register", register.run_ipo)

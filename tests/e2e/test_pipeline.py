@@ -124,6 +124,48 @@ def test_mlflow_run_records_lineage(project):
     assert vtags["card.code.git_commit"] == out["tags"]["git_commit"]
 
 
+PREFERENCE_STAGES = {"tagger_pairs", "tagger_ipo", "tagger_pref_evaluate", "tagger_ipo_register"}
+
+
+def champion(dest: Path) -> tuple[str, list[dict]]:
+    """The champion's version and what its evaluation predicted on the test split: SFT+IPO's when
+    its gate (run after the SFT model's) promoted it, else the SFT model's."""
+    ipo = json.loads((dest / "reports/registry_ipo.json").read_text())
+    if ipo.get("promoted"):
+        version, path = ipo["version"], dest / "artifacts/pref_eval/ipo_predictions.jsonl"
+    else:
+        version = json.loads((dest / "reports/registry.json").read_text())["version"]
+        path = dest / "artifacts/eval/predictions.jsonl"
+    return version, [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_preference_tuning_stages(project):
+    """Pairs from the SFT model, IPO on top of it, base vs SFT vs SFT+IPO, and the gate's
+    decision on SFT+IPO against the SFT champion."""
+    dest, _ = project
+    stats = json.loads((dest / "metrics/pairs.json").read_text())
+    pairs = [json.loads(line) for line in (dest / "artifacts/pairs/pairs.jsonl").read_text().splitlines()]
+    assert stats["generations"] == 8 * 2 and len(pairs) == stats["pairs"] >= 1
+    assert stats["format_pairs"] + stats["semantic_pairs"] == stats["pairs"]
+    assert stats["contract"]["failed"] == 0 and (dest / "reports/contracts/pairs/report.html").exists()
+    for pair in pairs:
+        assert pair["chosen"] != pair["rejected"] and pair["prompt"][0]["role"] == "user"
+    ipo = json.loads((dest / "metrics/ipo.json").read_text())
+    assert ipo["steps"] == 2 and ipo["pairs"] == len(pairs)
+    meta = json.loads((dest / "artifacts/tagger_ipo/tagger.json").read_text())
+    assert meta["adapters"] == ["sft", "ipo"] and meta["base_model"] == "embedded:smollm2-135m-instruct"
+    pref = json.loads((dest / "metrics/preference.json").read_text())
+    assert sorted(pref["models"]) == ["base", "ipo", "sft"]
+    for entry in pref["models"].values():
+        assert entry["test"]["documents"] == 2 and 0.0 <= entry["test"]["valid_rate"] <= 1.0
+    for name in ("base", "sft", "ipo"):
+        assert (dest / f"artifacts/pref_plots/{name}.csv").read_text().startswith("bin,count\n")
+    assert "f1_doc" in json.loads((dest / "metrics/tagger_ipo.json").read_text())
+    decision = json.loads((dest / "reports/registry_ipo.json").read_text())
+    assert decision["version"] == "2" and decision["champion_before"] == "1"
+    assert isinstance(decision["promoted"], bool) and decision["metric"] == "f1_doc"
+
+
 def stats_concepts(dest: Path) -> int:
     return json.loads((dest / "metrics/thesaurus.json").read_text())["concepts"]
 
@@ -163,7 +205,7 @@ def test_noop_and_param_changes_rerun_exactly_what_they_reach(project):
     # A training parameter: training, then what its new adapter reaches.
     edit(params, "    learning_rate: 2.0e-4\n", "    learning_rate: 1.0e-4\n")
     assert stale(dest, env) == {"tagger_train"}
-    assert ran(dest, env) == {"tagger_train", "tagger_evaluate", "tagger_register"}
+    assert ran(dest, env) == {"tagger_train", "tagger_evaluate", "tagger_register", *PREFERENCE_STAGES}
     assert "up to date" in sh(["dvc", "repro"], dest, env).stdout
 
 
@@ -204,7 +246,7 @@ def test_cli_tags_a_jsonl_batch_with_the_champion(project, tmp_path):
     batch.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
     out = sh(["tagflow", "tagger", "tag", str(batch), "--max-keywords", "3", "--lang", "fr"], dest, env)
     lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    version = json.loads((dest / "reports/registry.json").read_text())["version"]
+    version, _ = champion(dest)
     assert [line["id"] for line in lines] == [f"d{i}" for i in range(len(texts))]
     assert all(line["model"] == {"name": "unesco-tagger", "version": version, "backend": "llm"} for line in lines)
     assert all(len(line["concepts"]) <= 3 for line in lines)
@@ -214,9 +256,8 @@ def test_served_champion_answers_what_evaluation_measured(project, free_port, se
     """Served = measured: over HTTP and in-process, the champion's predictions on the test split
     equal the evaluation stage's, with params.yaml changed meanwhile (the model reads its card)."""
     dest, env = project
-    evaluated = [json.loads(line) for line in (dest / "artifacts/eval/predictions.jsonl").read_text().splitlines()]
+    version, evaluated = champion(dest)
     texts = [json.loads(line)["text"] for line in (dest / "artifacts/sft/test.jsonl").read_text().splitlines()]
-    version = json.loads((dest / "reports/registry.json").read_text())["version"]
     params = dest / "params.yaml"
     # Today's params.yaml now asks for other generation settings and another top_n: a model that
     # read them (instead of its card) would answer differently.

@@ -24,3 +24,32 @@ def test_non_llm_backend_skips_training_but_keeps_the_run(mlflow_store, monkeypa
     assert json.loads((mlflow_store / paths.ADAPTER_DIR / "skipped.json").read_text()) == summary
     run = mlflow.MlflowClient().get_run(read_run_id(mlflow_store / paths.RUN_FILE))
     assert run.info.status == "FINISHED" and run.data.tags["sft.skipped"] == summary["skipped"]
+
+
+def test_preference_stages_skip_and_record_why(mlflow_store, monkeypatch):
+    """Pairs, IPO, the before/after evaluation and the SFT+IPO registration with a backend that
+    has no SFT model: nothing sampled or trained, each output says why, the IPO run is closed."""
+    from pathlib import Path
+
+    from tagflow.tagger import ipo, pairs, prefeval, register
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root / "params.yaml", "smoke")
+    cfg.tagger.infer.backend = "embedding"
+    boom = lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran"))  # noqa: E731
+    monkeypatch.setattr(pairs, "sample_answers", boom)
+    monkeypatch.setattr(ipo, "train", boom)
+    monkeypatch.setattr(prefeval, "compare", boom)
+    monkeypatch.setattr(register, "register", boom)
+    reason = "backend embedding does not use the SFT adapter"
+    assert pairs.run(cfg) == {"skipped": reason}
+    assert (mlflow_store / paths.PAIRS).read_text() == ""
+    assert ipo.run(cfg) == {"skipped": reason}
+    assert json.loads((mlflow_store / paths.IPO_DIR / "skipped.json").read_text()) == {"skipped": reason}
+    run = mlflow.MlflowClient().get_run(read_run_id(mlflow_store / paths.IPO_RUN_FILE))
+    assert run.info.status == "FINISHED" and run.data.tags["ipo.skipped"] == reason
+    assert prefeval.run(cfg) == {"skipped": reason}
+    for path in (paths.METRICS_PREFERENCE, paths.METRICS_TAGGER_IPO):
+        assert json.loads((mlflow_store / path).read_text()) == {"skipped": reason}
+    assert register.run_ipo(cfg) == {"skipped": reason}
+    assert json.loads((mlflow_store / paths.IPO_REGISTRY_REPORT).read_text()) == {"skipped": reason}

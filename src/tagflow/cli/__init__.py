@@ -1,7 +1,7 @@
 """`tagflow`: one root command, one group per model family, plus the registry commands.
 
     tagflow thesaurus fetch|build          the thesaurus dump and its concept table
-    tagflow tagger synth|validate|train|evaluate|register|tag|backends
+    tagflow tagger synth|validate|train|evaluate|register|pairs|ipo|pref-evaluate|ipo-register|tag|backends
     tagflow topics fetch|build|validate|train|evaluate|register|predict
     tagflow edu fetch|data|validate|embed|train|evaluate|register|predict|annotate
     tagflow models | promote | rollback    any family's registered model (--model NAME)

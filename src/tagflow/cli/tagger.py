@@ -13,7 +13,7 @@ from .stages import stage_command
 
 @cli.group()
 def tagger() -> None:
-    """Keyword tagger: synthetic data, SFT, evaluation, registration, tagging."""
+    """Keyword tagger: synthetic data, SFT, preference tuning, evaluation, registration, tagging."""
 
 
 def _stage(name: str, help: str) -> None:
@@ -28,6 +28,8 @@ _stage("evaluate", "Score the tagger on the configured split (stage tagger_evalu
 _stage("register", "Log the model with its card, register it and apply the gate (stage tagger_register).")
 _stage("pairs", "Sample answers from the SFT model and build preference pairs (stage tagger_pairs).")
 _stage("ipo", "Preference-tune the SFT model: IPO with a new LoRA (stage tagger_ipo).")
+_stage("pref-evaluate", "Base vs SFT vs SFT+IPO: format, cosine, tagger metrics (stage tagger_pref_evaluate).")
+_stage("ipo-register", "Register SFT+IPO as a tagger version behind the same gate (stage tagger_ipo_register).")
 
 
 def read_documents(file: str) -> tuple[list[dict], bool]:

@@ -67,6 +67,7 @@ class SFTConfig:
 class PairsConfig:
     """Preference pairs sampled from the SFT model (stage tagger_pairs)."""
     k: int = param(4, "generations sampled per training prompt (at least 2)")
+    max_prompts: int = param(0, "sample for the first N training prompts only (0 = all)")
     temperature: float = param(1.0, "sampling temperature")
     max_new_tokens: int = param(96, "token budget per generation")
     batch_size: int = param(8, "prompts generated together")

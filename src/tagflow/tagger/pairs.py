@@ -311,6 +311,7 @@ def run(cfg: "Config") -> dict:
         write_json(paths.METRICS_PAIRS, stats)
         return stats
     rows = load_split(paths.SFT_DIR, "train")
+    rows = rows[:c.pairs.max_prompts] if c.pairs.max_prompts > 0 else rows
     tok, model, _ = load_adapter(paths.ADAPTER_DIR)
     answers = sample_answers(tok, model, rows, c.pairs)
     del model

@@ -17,42 +17,65 @@ if TYPE_CHECKING:
 log = get_logger("register")
 
 
-def card(cfg: "Config") -> dict:
-    """The model card of what this project would register now (see tagger.artifact)."""
+def card(cfg: "Config", model_dir: str | None = None) -> dict:
+    """The model card of what this project would register now (see tagger.artifact), for the
+    configured backend's model dir or another one of the same backend (SFT+IPO)."""
     import pandas as pd
 
     from .artifact import file_sha256, model_card
     from .backends import get_backend
 
     infer = cfg.tagger.infer
-    backend_info = get_backend(infer.backend).model_info(paths.model_dir(infer.backend))
+    backend_info = get_backend(infer.backend).model_info(model_dir or paths.model_dir(infer.backend))
     dump = Path(cfg.thesaurus.dump)
     thesaurus = {"dump": dump.name, "sha256": file_sha256(dump) if dump.exists() else "unknown",
                  "concepts": len(pd.read_parquet(paths.CONCEPTS, columns=["uri"]))}
     return model_card(infer, backend_info, thesaurus, tracking.code_version(), cfg.profile)
 
 
-def run(cfg: "Config") -> dict:
-    """Stage `tagger_register`: log the model with its card, register it, apply the gate."""
+def register(cfg: "Config", model_dir: str, metrics: dict, run_file: str, report_path: str,
+             card_extra: dict | None = None) -> dict:
+    """Log the model in `model_dir` with its card into the run named in `run_file`, register it
+    as a new version and apply the gate against the champion; the decision goes to report_path."""
     import mlflow
 
     from ..core import registry
     from .artifact import log_tagger, requirements
 
     c = cfg.tagger
-    metrics = read_json(paths.METRICS_TAGGER, "evaluation metrics")
-    the_card = card(cfg)
-    run_id = tracking.read_run_id(paths.RUN_FILE)
+    the_card = card(cfg, model_dir) | (card_extra or {})
+    run_id = tracking.read_run_id(run_file)
     with tracking.resume_run(c.tracking.experiment, run_id, cfg.profile) as active:
         mlflow.set_tags(tracking.dvc_hashes() | tracking.git_state())
         if Path("dvc.lock").exists():
             mlflow.log_artifact("dvc.lock", "lineage")
         mlflow.log_dict(the_card, "model_card.json")
-        info = log_tagger(paths.model_dir(c.infer.backend), paths.CONCEPTS, the_card, requirements(c.infer.backend))
+        info = log_tagger(model_dir, paths.CONCEPTS, the_card, requirements(c.infer.backend))
     card_tags = {f"card.{k}": v for k, v in tracking.flatten("", the_card).items()}
     decision = registry.register_and_gate(info.model_uri, active.info.run_id, c.registry, metrics,
                                           tags={k: v[:5000] for k, v in card_tags.items()})
     report = dataclasses.asdict(decision) | {"model_name": c.registry.model_name, "run_id": active.info.run_id}
-    write_json(paths.REGISTRY_REPORT, report)
+    write_json(report_path, report)
     log.info("registry decision: %s", report)
     return report
+
+
+def run(cfg: "Config") -> dict:
+    """Stage `tagger_register`: log the model with its card, register it, apply the gate."""
+    c = cfg.tagger
+    return register(cfg, paths.model_dir(c.infer.backend), read_json(paths.METRICS_TAGGER, "evaluation metrics"),
+                    paths.RUN_FILE, paths.REGISTRY_REPORT)
+
+
+def run_ipo(cfg: "Config") -> dict:
+    """Stage `tagger_ipo_register`: SFT+IPO as a new version of the same model, behind the same
+    gate (target met and the champion, normally the SFT model, not beaten). Skipped, and the skip
+    recorded, when there is no SFT+IPO model."""
+    metrics = read_json(paths.METRICS_TAGGER_IPO, "SFT+IPO evaluation metrics")
+    if "skipped" in metrics:
+        report = {"skipped": metrics["skipped"]}
+        write_json(paths.IPO_REGISTRY_REPORT, report)
+        return report
+    from .ipo import STACK
+    return register(cfg, paths.IPO_DIR, metrics, paths.IPO_RUN_FILE, paths.IPO_REGISTRY_REPORT,
+                    card_extra={"adapters": STACK, "preference_tuning": "ipo"})
