@@ -36,6 +36,16 @@ def test_labels_without_positives_keep_the_default():
     assert t[1] == 0.5 and S[0, 0] >= t[0] > S[1, 0]
 
 
+def test_a_rare_label_without_a_useful_threshold_keeps_the_default():
+    # one positive scoring 0.26 among negatives at 0.27-0.3: the best grid threshold (0.25) tags
+    # every document for that one hit (F1 0.02); SCut.FBR keeps 0.5 instead
+    S = np.array([[0.26]] + [[0.27 + 0.0003 * i] for i in range(99)])
+    Yr = np.zeros((100, 1), bool)
+    Yr[0] = True
+    assert M.tune_thresholds(Yr, S, min_f1=0.0)[0] == 0.25
+    assert M.tune_thresholds(Yr, S)[0] == 0.5
+
+
 def test_crossfit_uses_other_folds_only():
     rng = np.random.default_rng(1)
     Yr = rng.random((300, 3)) < 0.3

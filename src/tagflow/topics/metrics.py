@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)  # coarse on purpose: rare labels overfit
+MIN_TUNED_F1 = 0.3  # a label's tuned threshold is used only if it reaches this F1 (SCut.FBR)
 
 
 def _f1(tp, fp, fn):
@@ -39,9 +40,11 @@ def f1_scores(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
 
 
 def tune_thresholds(Y: np.ndarray, S: np.ndarray, default: float = 0.5,
-                    grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
+                    grid: np.ndarray = THRESHOLD_GRID, min_f1: float = MIN_TUNED_F1) -> np.ndarray:
     """Per label, the grid threshold with the best F1 on (Y, S); ties go to the one nearest the
-    default; labels without a positive in Y keep the default."""
+    default. Labels without a positive in Y, and labels whose best F1 stays under `min_f1`, keep
+    the default (SCut.FBR, Yang 2001): otherwise a rare label's best is a threshold so low that it
+    tags nearly every document for one hit (F1 0.005 beats 0), and micro-F1 collapses."""
     Y, S = np.asarray(Y, bool), np.asarray(S, np.float64)
     out = np.full(Y.shape[1], default, dtype=np.float64)
     by_closeness = grid[np.argsort(np.abs(grid - default), kind="stable")]
@@ -52,7 +55,10 @@ def tune_thresholds(Y: np.ndarray, S: np.ndarray, default: float = 0.5,
         tp = (pred & Y[:, j][:, None]).sum(0)
         fp = (pred & ~Y[:, j][:, None]).sum(0)
         fn = Y[:, j].sum() - tp
-        out[j] = by_closeness[int(np.argmax(_f1(tp, fp, fn)))]   # first max = nearest default
+        f1 = _f1(tp, fp, fn)
+        best = int(np.argmax(f1))                                   # first max = nearest default
+        if f1[best] >= min_f1:
+            out[j] = by_closeness[best]
     return out
 
 
