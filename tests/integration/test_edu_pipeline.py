@@ -109,15 +109,15 @@ def test_predict_cli_serves_what_evaluation_measured(project, tmp_path):
     pages = tmp_path / "pages.csv"
     pd.DataFrame({"id": [p["id"] for p in val], "text": [table.loc[p["id"], "text"] for p in val]}).to_csv(pages, index=False)
     params = str(root / "params.yaml")
-    for extra in ([], ["--model-dir", paths.model_dir("en")]):
-        output = tmp_path / f"out{len(extra)}.jsonl"
+    for extra in (["--model", "fineweb-edu-en"], ["--model-dir", paths.model_dir("en")]):
+        output = tmp_path / f"out{extra[0].strip('-')}.jsonl"
         assert main(["--params", params, "edu", "predict", "--input", str(pages), "--output", str(output),
                      *extra]) == 0
         got = [json.loads(line) for line in output.read_text().splitlines()]
         assert [g["id"] for g in got] == [p["id"] for p in val]
         for g, p in zip(got, val):
             assert g["score"] == pytest.approx(p["score"], abs=1e-4) and g["int_score"] == p["int_score"]
-        if not extra:
+        if extra[0] == "--model":
             champion = out["register"]["decisions"]["en"]["version"]
             assert got[0]["model"] == {"name": "fineweb-edu-en", "version": champion, "alias": "champion"}
         else:

@@ -96,3 +96,11 @@ def test_scorer_folder_reproduces_scores(tmp_path, data):
         EduScorer.load(folder)
     with pytest.raises(ModelError, match="not an edu model folder"):
         EduScorer.load(tmp_path)
+
+
+def test_bf16_weights_path_stays_close_to_fp32(data):
+    frame, vectors = data
+    fast = encode(SPEC, frame["text"].tolist()[:6], bf16="on")
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)  # renormalized in fp32
+    assert np.min(np.sum(fast * vectors[:6], axis=1)) > 0.999
+    assert not np.array_equal(fast, vectors[:6])  # really another precision

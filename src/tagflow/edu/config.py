@@ -76,8 +76,9 @@ class TrackingConfig:
 
 @dataclass
 class RegistryConfig:
-    models: dict = param({"en": "fineweb-edu-en", "multilingual": "fineweb-edu-multilingual"},
-                         "setup -> registered model name (each gated on its own metrics)")
+    models: dict = param({"multilingual": "fineweb-edu-multilingual", "en": "fineweb-edu-en"},
+                         "setup -> registered model name (each gated on its own metrics; the first is "
+                         "`tagflow edu predict`'s default)")
     gate_metric: str = param("val/spearman_within", "metric the promotion gate reads (trivial baselines score 0)")
     gate_target: float = param(0.30, "champion only at or beyond this value (direction: see core.gate)")
 

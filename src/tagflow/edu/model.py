@@ -7,7 +7,8 @@ A model folder (`artifacts/edu/models/<setup>/`) holds `head.joblib` and `card.j
 training data and the code version. Loading reads the card alone, never params.yaml."""
 from __future__ import annotations
 
-import contextlib
+import copy
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -34,32 +35,44 @@ def use_bf16(setting: str, device: str) -> bool:
 def encoder_key(spec: dict, bf16: bool) -> str:
     """Names an embedding cache: the encoder, its prefix, length and precision."""
     fields = {"model": spec["model"], "prefix": spec.get("prefix", ""),
-              "max_seq_length": spec.get("max_seq_length"), "bf16": bool(bf16)}
+              "max_seq_length": spec.get("max_seq_length"), "precision": "bf16-weights" if bf16 else "fp32"}
     digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     name = spec["model"].split(":")[-1].split("/")[-1]
     return f"{name}-{digest}"
 
 
+@functools.lru_cache(maxsize=4)
+def _bf16_encoder(model_id: str):
+    """A bf16 copy of the shared encoder (bf16 weights beat fp32 weights under bf16 autocast on
+    CPUs with native bf16: benchmarks/edu_speed.py)."""
+    import torch
+
+    from ..core.encoders import load_encoder
+
+    return copy.deepcopy(load_encoder(model_id)).to(torch.bfloat16)
+
+
 def encode(spec: dict, texts: list[str], batch_size: int = 32, bf16: str = "auto") -> np.ndarray:
     """(len(texts), dim) float32 L2-normalized embeddings of `prefix + text`, truncated to
     `max_seq_length` tokens (sentence-transformers sorts a batch run by length, so similar
-    lengths are padded together), under bf16 autocast when `use_bf16`."""
+    lengths are padded together), with bf16 weights when `use_bf16`."""
     import torch
 
     from ..core.encoders import embed, load_encoder
 
     encoder = load_encoder(spec["model"])
-    device = str(encoder.device)
+    if use_bf16(bf16, str(encoder.device)):
+        encoder = _bf16_encoder(spec["model"])
     previous = encoder.max_seq_length
     if spec.get("max_seq_length"):
         encoder.max_seq_length = int(spec["max_seq_length"])
-    autocast = (torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
-                if use_bf16(bf16, device) else contextlib.nullcontext())
     try:
-        with torch.inference_mode(), autocast:
-            return embed(encoder, list(texts), batch_size=batch_size, prefix=spec.get("prefix", ""))
+        with torch.inference_mode():
+            vectors = embed(encoder, list(texts), batch_size=batch_size, prefix=spec.get("prefix", ""))
     finally:
         encoder.max_seq_length = previous  # the encoder is shared (core.encoders caches it)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)  # bf16 normalizes to ~1e-3
+    return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 class EduScorer:
