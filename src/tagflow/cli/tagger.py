@@ -87,6 +87,33 @@ def tag(obj: dict, file: str, top_n: int | None, refine: str | None, lang: str |
         click.echo(json.dumps({"model": ref, "keywords": list(results[0])}, ensure_ascii=False, indent=2))
 
 
+@tagger.command("tag-corpus")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False))
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="worker processes of the local Dask cluster")
+@click.option("--address", default=None, help="an existing Dask scheduler (tcp://host:8786) instead")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=32, show_default=True,
+              help="documents per task (and per model call)")
+@click.option("--top-n", "--max-keywords", "top_n", type=int, default=None, help="concepts per document")
+@click.option("--refine", type=click.Choice(["none", "specific", "balanced", "broad"]), default=None)
+@click.option("--lang", type=click.Choice(["en", "fr", "es", "ar", "ru"]), default=None)
+@click.option("--model", "model_name", default=None, help="registered model (default: params.yaml's)")
+@click.pass_obj
+def tag_corpus(obj: dict, input_path: str, output_path: str, workers: int, address: str | None,
+               batch_size: int, top_n: int | None, refine: str | None, lang: str | None,
+               model_name: str | None) -> None:
+    """Tag a JSONL corpus of {"id", "text"} documents with the champion, on a Dask cluster;
+    OUTPUT gets one JSONL line per document. Resumable: a rerun tags only what OUTPUT lacks."""
+    from flows.corpus import tag_corpus as run
+    from .models import model_name_for
+
+    params = {k: v for k, v in {"top_n": top_n, "refine": refine, "lang": lang}.items() if v is not None}
+    summary = run(input_path, output_path, model_name_for(obj["params"], model_name), workers=workers,
+                  address=address, batch_size=batch_size, params=params)
+    click.echo(json.dumps(summary))
+
+
 @tagger.command()
 def backends() -> None:
     """List the tagger backends and their default parameters."""

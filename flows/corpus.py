@@ -1,0 +1,66 @@
+"""Tagging a corpus at scale: a Prefect flow whose batches run on a Dask cluster.
+
+    tagflow tagger tag-corpus docs.jsonl tagged.jsonl --workers 2          # local cluster
+    tagflow tagger tag-corpus docs.jsonl tagged.jsonl --address tcp://host:8786   # an existing one
+
+The champion's version is pinned when the flow starts, so every batch is tagged by the same model
+even if the alias moves meanwhile. Each worker process loads that model once. Finished batches are
+appended as they complete (in any order), which makes the run resumable (tagflow.tagger.corpus).
+"""
+from __future__ import annotations
+
+import os
+
+from prefect import flow, task
+from prefect.futures import as_completed
+
+from tagflow.core.log import Progress, get_logger
+from tagflow.tagger import corpus
+
+
+@task(name="tag-batch", retries=2, retry_delay_seconds=5)
+def tag_batch(model_uri: str, docs: list[dict], params: dict, threads: int | None) -> list[dict]:
+    return corpus.tag_batch(model_uri, docs, params, threads)
+
+
+def task_runner(workers: int, address: str | None):
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    # One thread per worker process: the model's own math (torch) gets the cores instead.
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
+                                          "processes": True, "dashboard_address": None})
+
+
+def tag_corpus(input_path: str, output_path: str, model_name: str, *, workers: int = 1,
+               address: str | None = None, batch_size: int = 32, params: dict | None = None) -> dict:
+    """Tag every document of `input_path` not yet in `output_path`; returns counts."""
+    from tagflow.core import registry
+
+    log = get_logger("corpus")
+    todo, done = corpus.pending(input_path, output_path)
+    version = registry.champion_version(model_name)
+    uri = f"models:/{model_name}/{version}"
+    if not todo:
+        log.info("%s: all %d documents already tagged", output_path, done)
+        return {"tagged": 0, "already_done": done, "model": uri}
+    parts = corpus.batches(todo, batch_size)
+    threads = None if address else max(1, (os.cpu_count() or 1) // workers)
+    log.info("%d documents to tag (%d already done) in %d batches with %s on %s", len(todo), done,
+             len(parts), uri, address or f"a local Dask cluster of {workers} worker(s)")
+
+    @flow(name="tag-corpus", task_runner=task_runner(workers, address), log_prints=True)
+    def run() -> int:
+        progress = Progress("corpus", len(todo), unit="docs")
+        futures = [tag_batch.submit(uri, part, params or {}, threads) for part in parts]
+        tagged = 0
+        for future in as_completed(futures):
+            rows = future.result()
+            corpus.append(output_path, rows)
+            tagged += len(rows)
+            progress.update(tagged)
+        progress.done()
+        return tagged
+
+    return {"tagged": run(), "already_done": done, "model": uri}
