@@ -55,6 +55,14 @@ def test_fetch_without_source_says_what_failed(tmp_path):
 
 @pytest.fixture(scope="module")
 def cfg(mlflow_store):
+    """The tiny distribution in the module's store directory; an absolute store URI, so MLflow
+    cannot hand this module a store cached for an earlier module's `sqlite:///mlflow.db`."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_store}/mlflow.db")
+        yield topics_config(mlflow_store)
+
+
+def topics_config(mlflow_store) -> Config:
     write_distribution(mlflow_store / "data" / "reuters21578", corpus(25))
     cfg = Config(profile="smoke")
     t = cfg.topics
