@@ -117,15 +117,17 @@ def server_process() -> type[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def mlflow_store(tmp_path_factory):
-    """A fresh sqlite MLflow store in its own directory (the cwd while the module runs), used
-    through the project's default relative URI. Yields the directory."""
+    """A fresh sqlite MLflow store in its own directory (the cwd while the module runs), at the
+    place the project's default URI names (root/mlflow.db) but by absolute path: MLflow caches a
+    store per URI string, so a relative URI would reach an earlier module's file. Yields the
+    directory."""
     import mlflow
 
     root = tmp_path_factory.mktemp("mlflow-store")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         from tagflow.core.registry import DEFAULT_TRACKING_URI
-        mp.setenv("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)  # relative: root/mlflow.db
+        mp.setenv("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI.replace("sqlite:///", f"sqlite:///{root}/"))
         yield root
         # MLflow keeps process-wide state (set_tracking_uri also writes the environment
         # variable); reset it before monkeypatch restores the caller's environment.

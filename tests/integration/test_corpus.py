@@ -4,6 +4,7 @@ format, and a killed run (finished batches plus a torn line) resumes without red
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 
 import pytest
@@ -34,7 +35,7 @@ def champion(mlflow_store):
 
     code = mlflow_store / "words.py"
     code.write_text(WORDS)
-    mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])   # the fixture's store
     mlflow.set_experiment("corpus-test")
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(name="m", python_model=str(code), pip_requirements=[],
