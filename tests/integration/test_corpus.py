@@ -1,16 +1,21 @@
-"""Tagging a corpus on a real local Dask cluster through the Prefect flow (throw-away API
-server), from a model registered in a real sqlite store: every document once, in the output
+"""Tagging a corpus on a real local Dask cluster through the Prefect flow (the CLI in its own
+process, with its ephemeral API server), from a model registered in a real sqlite store: every document once, in the output
 format, and a killed run (finished batches plus a torn line) resumes without redoing anything."""
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from tagflow.core.errors import DataError
 from tagflow.tagger import corpus
+
+BIN = Path(sys.executable).parent
 
 # A pyfunc logged "from code", so Dask worker processes load it without this test module.
 WORDS = textwrap.dedent('''
@@ -45,14 +50,15 @@ def champion(mlflow_store):
     return "words"
 
 
-@pytest.fixture()
-def prefect(tmp_path, monkeypatch):
-    from prefect.settings import PREFECT_HOME, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    with temporary_settings({PREFECT_HOME: tmp_path / "prefect"}), prefect_test_harness(server_startup_timeout=300):
-        yield
+def tag_corpus(docs, out, model, workers=1, batch_size=32, top_n=None) -> dict:
+    """`tagflow tagger tag-corpus` in its own process (its own ephemeral Prefect server and
+    logging, like a user's run), against the fixture's store; returns its summary line."""
+    args = [str(BIN / "tagflow"), "tagger", "tag-corpus", str(docs), str(out), "--model", model,
+            "--workers", str(workers), "--batch-size", str(batch_size)] + (["--top-n", str(top_n)] if top_n else [])
+    done = subprocess.run(args, cwd=docs.parent, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PREFECT_HOME": str(docs.parent / "prefect")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def write_corpus(path, n):
@@ -65,11 +71,9 @@ def lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_a_corpus_is_tagged_once_and_a_killed_run_resumes(champion, prefect, mlflow_store):
-    from flows.corpus import tag_corpus
-
+def test_a_corpus_is_tagged_once_and_a_killed_run_resumes(champion, mlflow_store):
     docs, out = write_corpus(mlflow_store / "docs.jsonl", 23), mlflow_store / "out.jsonl"
-    summary = tag_corpus(str(docs), str(out), champion, workers=2, batch_size=4, params={"top_n": 2})
+    summary = tag_corpus(docs, out, champion, workers=2, batch_size=4, top_n=2)
     assert summary == {"tagged": 23, "already_done": 0, "model": "models:/words/1"}
     rows = lines(out)
     assert sorted(r["id"] for r in rows) == list(range(23))
@@ -79,12 +83,12 @@ def test_a_corpus_is_tagged_once_and_a_killed_run_resumes(champion, prefect, mlf
     # A kill after 10 lines, in the middle of writing the 11th: rerun tags exactly the other 13.
     kept = out.read_text().splitlines(keepends=True)[:10]
     out.write_text("".join(kept) + '{"id": 7, "conc')
-    summary = tag_corpus(str(docs), str(out), champion, workers=1, batch_size=5)
+    summary = tag_corpus(docs, out, champion, workers=1, batch_size=5)
     assert summary["tagged"] == 13 and summary["already_done"] == 10
     rows = lines(out)
     assert out.read_text().startswith("".join(kept))
     assert sorted(r["id"] for r in rows) == list(range(23))      # each once, none lost
-    assert tag_corpus(str(docs), str(out), champion)["tagged"] == 0
+    assert tag_corpus(docs, out, champion)["tagged"] == 0
 
 
 @pytest.mark.parametrize("content,message", [
