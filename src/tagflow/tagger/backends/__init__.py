@@ -70,3 +70,22 @@ def fit_backend(infer, thesaurus, train: list[dict], validation: list[dict], out
         return cls.fit(infer.backend_params(), thesaurus, train, out_dir,
                        member_params=infer.backends, validation=validation)
     return cls.fit(infer.backend_params(), thesaurus, train, out_dir)
+
+
+def fit_members(names: list[str], member_params: dict | None, thesaurus, documents: list[dict],
+                out_dir, validation: list[dict] | None = None) -> tuple[dict, dict]:
+    """Fit a composite backend's members into out_dir/<name> (ensemble, route): returns
+    (each member's resolved parameters, each member's fit summary)."""
+    from pathlib import Path
+
+    resolved = {n: get_backend(n).resolve_params((member_params or {}).get(n), n) for n in names}
+    summaries = {}
+    for name in names:
+        kind, where = get_backend(name), Path(out_dir) / name
+        where.mkdir()
+        if getattr(kind, "composite", False):
+            summaries[name] = kind.fit(resolved[name], thesaurus, documents, where,
+                                       member_params=member_params, validation=validation)
+        else:
+            summaries[name] = kind.fit(resolved[name], thesaurus, documents, where)
+    return resolved, summaries

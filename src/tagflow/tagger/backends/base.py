@@ -18,6 +18,14 @@ from ...core.errors import ConfigError
 FIT_INFO = "fit.json"  # the fit stage's summary, beside what it fitted
 
 
+def parse_languages(spec: str, known: list[str], where: str) -> list[str]:
+    """"en,fr" -> ["en", "fr"], each one a language the thesaurus has labels in."""
+    langs = [lang.strip() for lang in spec.split(",") if lang.strip()]
+    if not langs or any(lang not in known for lang in langs):
+        raise ConfigError(f"{where}: {spec!r} is not a comma-separated subset of the thesaurus languages {known}")
+    return langs
+
+
 @dataclass
 class Suggestion:
     uri: str

@@ -22,7 +22,7 @@ from ...core.errors import ConfigError, ModelError
 from ...core.io import write_json
 from ...thesaurus.index import strings
 from ..text import windows  # noqa: F401 (also part of this module's interface)
-from .base import ChunkSuggestions, Suggestion, TaggerBackend
+from .base import ChunkSuggestions, Suggestion, TaggerBackend, parse_languages
 
 INDEX = "index.npz"
 INFO = "embedding.json"
@@ -30,20 +30,11 @@ INFO = "embedding.json"
 INDEX_PARAMS = ("encoder", "use_alt_labels", "use_scope_notes", "languages", "passage_prefix")
 
 
-def _languages(params: dict, table) -> list[str]:
-    langs = [lang.strip() for lang in params["languages"].split(",") if lang.strip()]
-    known = sorted(c.removeprefix("pref_") for c in table.columns if c.startswith("pref_"))
-    missing = [lang for lang in langs if lang not in known]
-    if not langs or missing:
-        raise ConfigError(f"backend embedding.languages: {params['languages']!r} is not a "
-                          f"comma-separated subset of the thesaurus languages {known}")
-    return langs
-
-
 def concept_descriptions(table, params: dict) -> tuple[list[str], list[str]]:
     """(uri, text) rows: each concept's labels and scope note, rows of one concept contiguous,
     repeated texts of a concept (case-folded) once."""
-    langs = _languages(params, table)
+    known = sorted(c.removeprefix("pref_") for c in table.columns if c.startswith("pref_"))
+    langs = parse_languages(params["languages"], known, "backend embedding.languages")
     uris, texts = [], []
     for row in table.to_dict("records"):
         pref = [t for lang in langs for t in strings(row.get(f"pref_{lang}"))]

@@ -80,15 +80,11 @@ class EnsembleBackend(TaggerBackend):
     def fit(cls, params: dict, thesaurus, documents: list[dict], out_dir: Path,
             member_params: dict | None = None, validation: list[dict] | None = None) -> dict:
         from ..metrics import tagging_scores
-        from . import get_backend
+        from . import fit_members, get_backend
 
         params = cls.resolve_params(params, "ensemble")
         names = _members(params)
-        member_params = {n: get_backend(n).resolve_params((member_params or {}).get(n), n) for n in names}
-        summaries = {}
-        for name in names:
-            (Path(out_dir) / name).mkdir()
-            summaries[name] = get_backend(name).fit(member_params[name], thesaurus, documents, Path(out_dir) / name)
+        member_params, summaries = fit_members(names, member_params, thesaurus, documents, out_dir)
         validation = validation or []
         members = [get_backend(n)(member_params[n], thesaurus, Path(out_dir) / n) for n in names]
         texts = [d["text"] for d in validation]

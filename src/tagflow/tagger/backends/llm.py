@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ...core.errors import ConfigError, ModelError
 from ...thesaurus import normalize
-from .base import ChunkSuggestions, Suggestion, TaggerBackend
+from .base import ChunkSuggestions, Suggestion, TaggerBackend, parse_languages
 
 
 def parse_keywords(raw: str) -> list[str] | None:
@@ -59,15 +59,6 @@ def resolve_labels(labels: list[str], thesaurus, nearest=None) -> ChunkSuggestio
     return ChunkSuggestions(suggestions, emitted=len(labels), unknown=unknown, duplicates=duplicates)
 
 
-def _languages(spec: str, thesaurus) -> list[str]:
-    langs = [lang.strip() for lang in spec.split(",") if lang.strip()]
-    missing = [lang for lang in langs if lang not in thesaurus.languages()]
-    if not langs or missing:
-        raise ConfigError(f"backend llm.label_languages: {spec!r} is not a comma-separated subset "
-                          f"of the thesaurus languages {thesaurus.languages()}")
-    return langs
-
-
 class LLMBackend(TaggerBackend):
     name = "llm"
     DEFAULT_PARAMETERS = {
@@ -103,7 +94,8 @@ class LLMBackend(TaggerBackend):
         self.trie = self.nearest = None
         if self.params["decoding"] == "constrained":
             from .constrained import LabelTrie
-            self.trie = LabelTrie(self.tok, thesaurus, _languages(self.params["label_languages"], thesaurus))
+            self.trie = LabelTrie(self.tok, thesaurus, parse_languages(self.params["label_languages"], thesaurus.languages(),
+                                                                   "backend llm.label_languages"))
             shortest = len(self.trie.open) + self.trie.root.close_rest + 1   # + end of sequence
             if self.params["max_new_tokens"] < shortest:
                 raise ConfigError(f"backend llm.max_new_tokens: {self.params['max_new_tokens']} tokens "

@@ -80,20 +80,11 @@ class RouteBackend(TaggerBackend):
     @classmethod
     def fit(cls, params: dict, thesaurus, documents: list[dict], out_dir: Path,
             member_params: dict | None = None, validation: list[dict] | None = None) -> dict:
-        from . import get_backend
+        from . import fit_members
 
         params = cls.resolve_params(params, "route")
         routes = parse_routes(params["routes"])
-        members = sorted(set(routes.values()))
-        resolved = {n: get_backend(n).resolve_params((member_params or {}).get(n), n) for n in members}
-        summaries = {}
-        for name in members:
-            (Path(out_dir) / name).mkdir()
-            kind = get_backend(name)
-            if getattr(kind, "composite", False):
-                summaries[name] = kind.fit(resolved[name], thesaurus, documents, Path(out_dir) / name,
-                                           member_params=member_params, validation=validation)
-            else:
-                summaries[name] = kind.fit(resolved[name], thesaurus, documents, Path(out_dir) / name)
+        resolved, summaries = fit_members(sorted(set(routes.values())), member_params, thesaurus,
+                                          documents, out_dir, validation)
         (Path(out_dir) / STATE).write_text(json.dumps({"routes": routes, "member_params": resolved}, indent=2))
         return {"routes": routes, "members": summaries}
