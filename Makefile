@@ -54,8 +54,8 @@ prefect-server: setup  ## Prefect UI/API on http://127.0.0.1:4200
 prefect-worker: setup  ## a process worker for the tagflow-process pool
 	bash infra/prefect.sh worker
 
-deploy: setup  ## register the nightly retrain deployment (cron) with the Prefect server
+deploy: setup  ## tagflow deploy: retrain/<family> per family on the Prefect server (crons from params.yaml)
 	bash infra/prefect.sh deploy
 
-retrain: setup  ## one retrain flow run now (dvc pull, repro, push, registry decision)
+retrain: setup  ## one retrain flow run of every family now (dvc pull, repro, push, registry decisions)
 	$(BIN)/python -m flows.retrain

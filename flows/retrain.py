@@ -1,27 +1,33 @@
-"""Scheduled retrain: fetch the data, rerun the DVC pipeline, publish it, report the registry decision.
+"""Scheduled retrain of one model family: fetch the data, rerun its part of the DVC pipeline,
+publish it, show the registry decision.
 
 The pipeline itself is `dvc repro` (each stage is a `tagflow <step>` command); this flow only wraps
 it so a Prefect schedule can run it, retry the network steps and keep the logs:
 
-    dvc pull  ->  dvc repro [targets] [--force]  ->  dvc push  ->  read reports/registry.json
+    dvc pull  ->  dvc repro <family's register stage> [--force]  ->  dvc push  ->  registry decision
+
+The families and their stages are in tagflow.retrain (tagger, preference, topics, edu, all). The
+decision ends up in the Prefect UI twice: as the flow run's final state message ("promoted
+tagflow-tagger v3 (...)" / "rejected ...") and as a Markdown artifact keyed
+`retrain-<family>-decision`, whose history lists every run's decision.
 
 Pull and push are skipped (with a log line) when the project has no default DVC remote; a pull
 that finds the remote without some of the data is not an error either, since `dvc repro`
 rebuilds whatever is missing.
 
-Run it on a schedule (three terminals, each from the project root):
+Run it on a schedule (three terminals, each from the project root; README "Scheduled retraining"):
 
     infra/prefect.sh server   # 1. Prefect API + UI on http://127.0.0.1:4200 (PREFECT_PORT to change)
     infra/prefect.sh worker   # 2. creates the `tagflow-process` work pool if needed, runs its flow runs
-    infra/prefect.sh deploy   # 3. registers `retrain/nightly` from infra/prefect.yaml (03:00 UTC daily)
-    infra/prefect.sh run      #    optional: start a run of retrain/nightly now instead of waiting
+    infra/prefect.sh deploy   # 3. `tagflow deploy`: retrain/<family> per family, crons from params.yaml
+    infra/prefect.sh run topics   # optional: start a run of retrain/topics now
 
 The worker runs each flow run in a subprocess inside the project root (the deployment's pull
 step), so code and data are the ones checked out there. Stop the worker with Ctrl-C twice.
 
 Run it once, locally, without a server (Prefect starts a temporary one):
 
-    .venv/bin/python -m flows.retrain [--force] [--target STAGE ...]
+    .venv/bin/python -m flows.retrain [--family topics] [--force] [--target STAGE ...]
 """
 from __future__ import annotations
 
@@ -35,14 +41,17 @@ from collections import deque
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed
+
+from tagflow.retrain import FAMILIES, decision_lines, markdown, read_report
+from tagflow.retrain import family as family_spec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The venv's bin directory, deliberately not resolved: resolving the python symlink would lead
 # out of the venv to the base interpreter, where neither `dvc` nor `tagflow` is installed.
 VENV_BIN = Path(sys.executable).parent
-REGISTRY_DECISION = Path("reports/registry.json")
-DECISION_KEYS = {"promoted", "version", "reasons"}
 # What DVC says when dvc.lock names data the remote does not hold (a first run, a fresh remote).
 MISSING_DATA_MARKERS = ("Checkout failed", "Missing cache files", "No file hash info")
 ERROR_TAIL_LINES = 25
@@ -75,6 +84,11 @@ def _tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _with_deps(stages: list[str] | None) -> list[str]:
+    # A family's retrain moves only the data of its stages and their upstream, not every family's.
+    return ["--with-deps", *stages] if stages else []
+
+
 def default_remote(project_dir: Path) -> str | None:
     """Name of the project's default DVC remote, or None when there is none."""
     result = _dvc(project_dir, "remote", "default")
@@ -83,13 +97,13 @@ def default_remote(project_dir: Path) -> str | None:
 
 
 @task(retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
-def dvc_pull(project_dir: Path, remote: str | None) -> bool:
+def dvc_pull(project_dir: Path, remote: str | None, stages: list[str] | None = None) -> bool:
     """Fetch the pipeline's data from the remote. True when everything was fetched."""
     logger = get_run_logger()
     if remote is None:
         logger.info("No default DVC remote configured: skipping dvc pull")
         return False
-    result = _dvc(project_dir, "pull")
+    result = _dvc(project_dir, "pull", *_with_deps(stages))
     output = result.stdout + result.stderr
     if result.returncode == 0:
         logger.info("dvc pull from %r: %s", remote, _tail(result.stdout, 1) or "done")
@@ -125,13 +139,13 @@ def dvc_repro(project_dir: Path, targets: list[str] | None, force: bool) -> None
 
 
 @task(retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
-def dvc_push(project_dir: Path, remote: str | None) -> bool:
+def dvc_push(project_dir: Path, remote: str | None, stages: list[str] | None = None) -> bool:
     """Send the new outputs to the remote. False when there is no remote to push to."""
     logger = get_run_logger()
     if remote is None:
         logger.info("No default DVC remote configured: skipping dvc push")
         return False
-    result = _dvc(project_dir, "push")
+    result = _dvc(project_dir, "push", *_with_deps(stages))
     if result.returncode != 0:
         output = result.stdout + result.stderr
         raise RuntimeError(f"dvc push to remote {remote!r} failed (exit {result.returncode}):\n{_tail(output)}")
@@ -140,52 +154,57 @@ def dvc_push(project_dir: Path, remote: str | None) -> bool:
 
 
 @task(cache_policy=NO_CACHE)
-def read_registry_decision(project_dir: Path, required: bool = True) -> dict | None:
-    """The registry stage's decision {"promoted", "version", "reasons"}, logged and returned."""
+def read_registry_decisions(project_dir: Path, reports: tuple[str, ...], required: bool = True) -> dict[str, dict]:
+    """The register stages' reports, by path, each decision logged (a rejection as a warning)."""
     logger = get_run_logger()
-    path = project_dir / REGISTRY_DECISION
-    if not path.exists():
-        if required:
-            raise FileNotFoundError(
-                f"{path} not found: the pipeline's last stage writes the registry decision there"
-            )
-        logger.info("No registry decision at %s (the targets stop before the registry stage)", path)
-        return None
-    try:
-        decision = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg})") from exc
-    missing = DECISION_KEYS - decision.keys() if isinstance(decision, dict) else DECISION_KEYS
-    if missing:
-        raise ValueError(f"{path}: registry decision lacks {sorted(missing)}")
-    if decision["promoted"]:
-        logger.info("Model version %s promoted: %s", decision["version"], "; ".join(decision["reasons"]) or "-")
-    else:
-        logger.warning("Model version %s NOT promoted: %s", decision["version"], "; ".join(decision["reasons"]) or "-")
-    return decision
+    found = {}
+    for report in reports:
+        path = project_dir / report
+        if not path.exists() and not required:
+            logger.info("No registry decision at %s (the targets stop before its register stage)", path)
+            continue
+        found[report] = read_report(path)
+        for line in decision_lines(found[report], str(path)):
+            (logger.warning if "rejected " in line else logger.info)(line)
+    return found
 
 
-@flow(name="retrain")
-def retrain(targets: list[str] | None = None, force: bool = False, project_dir: str | None = None) -> dict | None:
-    """Pull data, `dvc repro` (optionally only `targets`, `force` to rerun up-to-date stages),
-    push, and return the registry decision (None only when `targets` skip the registry stage)."""
+def publish_decision(family_name: str, decisions: dict[str, dict]) -> str:
+    """Show the decision in the Prefect UI (a Markdown artifact keyed by family, so its history
+    lists every run's decision) and return it as one line, the flow run's final state message."""
+    lines = {report: decision_lines(d, report) for report, d in decisions.items()}
+    create_markdown_artifact(markdown(family_name, lines), key=f"retrain-{family_name}-decision",
+                             description=f"registry decision of the {family_name} retrain")
+    return " | ".join(line for group in lines.values() for line in group) or "no registry decision (targets stop early)"
+
+
+@flow(name="retrain", flow_run_name="retrain-{family}")
+def retrain(family: str = "all", targets: list[str] | None = None, force: bool = False,
+            project_dir: str | None = None):
+    """Pull data, `dvc repro` the family's register stage (`all`: the whole pipeline; `targets`
+    instead to pick stages, `force` to rerun up-to-date ones), push, and return the registry
+    decisions by report path; the flow run ends COMPLETED with the decision as its message."""
+    chosen = family_spec(family)
     root = Path(project_dir).resolve() if project_dir else PROJECT_ROOT
     if not (root / "dvc.yaml").exists():
         raise FileNotFoundError(f"{root} has no dvc.yaml: project_dir must be the root of a DVC project")
     remote = default_remote(root)
-    dvc_pull(root, remote)
-    dvc_repro(root, targets, force)
-    dvc_push(root, remote)
-    return read_registry_decision(root, required=not targets)
+    stages = targets or list(chosen.stages)
+    dvc_pull(root, remote, stages)
+    dvc_repro(root, stages, force)
+    dvc_push(root, remote, stages)
+    decisions = read_registry_decisions(root, chosen.reports, required=not targets)
+    return Completed(message=publish_decision(family, decisions), data=decisions)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.retrain", description=retrain.__doc__)
+    parser.add_argument("--family", default="all", choices=sorted(FAMILIES), help="what to retrain (default: all)")
     parser.add_argument("--target", action="append", dest="targets", metavar="STAGE", help="a DVC stage to reproduce (repeatable)")
     parser.add_argument("--force", action="store_true", help="rerun stages even when up to date")
     parser.add_argument("--project-dir", help=f"DVC project root (default: {PROJECT_ROOT})")
     args = parser.parse_args(argv)
-    decision = retrain(targets=args.targets, force=args.force, project_dir=args.project_dir)
+    decision = retrain(family=args.family, targets=args.targets, force=args.force, project_dir=args.project_dir)
     print(json.dumps(decision, indent=2))
 
 

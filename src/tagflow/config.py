@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .core.config import PROFILES, as_dict, build, read_params  # noqa: F401 (re-exported)
 from .core.errors import ConfigError  # noqa: F401 (re-exported)
+from .deploy import DeployConfig
 from .edu.config import EduConfig
 from .tagger.config import TaggerConfig
 from .thesaurus.config import ThesaurusConfig
@@ -20,6 +21,7 @@ class Config:
     tagger: TaggerConfig = field(default_factory=TaggerConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     edu: EduConfig = field(default_factory=EduConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)   # Prefect schedules, no stage reads it
 
 
 def load_config(path: str | Path = "params.yaml", profile: str | None = None) -> Config:

@@ -1,10 +1,13 @@
-"""The scheduled retrain: flows/retrain.py against tiny DVC projects, and its deployment from
-infra/prefect.yaml through infra/prefect.sh, all against a real Prefect server on loopback."""
+"""The scheduled retrains: flows/retrain.py against tiny DVC projects, and the deployments of every
+family (`tagflow deploy`, through infra/prefect.sh) on a process work pool, a worker running one,
+all against a real Prefect server on loopback. The tiny projects' register stage is a shell line
+writing a registry report: the real register stages are tested with their families."""
 from __future__ import annotations
 
 import json
 import os
 import re
+import shlex
 import signal
 import shutil
 import sqlite3
@@ -20,8 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PREFECT_SH = ROOT / "infra" / "prefect.sh"
 VENV_BIN = Path(sys.executable).parent
 POOL = "tagflow-process"
-DEPLOYMENT = "retrain/nightly"
-DECISION = {"promoted": True, "version": "3", "reasons": ["f1_doc improved"]}
+FAMILIES = ("tagger", "preference", "topics", "edu")
+DECISION = {"promoted": True, "version": "3", "reasons": ["micro-F1 0.88 >= target 0.85"],
+            "model_name": "reuters-topics"}
+SUMMARY = "promoted reuters-topics v3 (micro-F1 0.88 >= target 0.85)"
+REPORT = "reports/topics_registry.json"
 
 # `flows` is a top-level package of the repository, not of the installed library.
 if str(ROOT) not in sys.path:
@@ -162,11 +168,19 @@ def run_logs(flow_run_id) -> list[str]:
     return [log.message for log in logs]
 
 
-def retrain_with_logs(project: Path) -> tuple[dict | None, list[str]]:
+def retrain_with_logs(project: Path, family: str = "topics"):
+    """(decisions by report, the run's logs, its final state)."""
     from flows.retrain import retrain
 
-    state = retrain(project_dir=str(project), return_state=True)
-    return state.result(), run_logs(state.state_details.flow_run_id)
+    state = retrain(family=family, project_dir=str(project), return_state=True)
+    return state.result(), run_logs(state.state_details.flow_run_id), state
+
+
+def decision_artifacts(flow_run_id) -> list:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with _client() as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
 
 
 def _dvc(project: Path, *args: str) -> str:
@@ -175,19 +189,21 @@ def _dvc(project: Path, *args: str) -> str:
     return result.stdout
 
 
-def make_project(path: Path, cmd: str | None = None, decision: dict | None = DECISION) -> Path:
-    """A one-stage DVC project whose stage writes out.txt and (like the real pipeline's last
-    stage) reports/registry.json."""
+def make_project(path: Path, cmd: str | None = None, decision: dict | None = DECISION,
+                 stage: str = "topics_register", report: str = REPORT) -> Path:
+    """A DVC project whose `stage` writes out.txt and (like the family's register stage) its
+    registry report; an unrelated stage `other` must not run when one family retrains."""
     path.mkdir(parents=True, exist_ok=True)
     _dvc(path, "init", "--no-scm", "-q")
     if cmd is None:
         cmd = "echo hi > out.txt"
         if decision is not None:
-            cmd += f" && mkdir -p reports && echo '{json.dumps(decision)}' > reports/registry.json"
+            cmd += f" && mkdir -p reports && echo {shlex.quote(json.dumps(decision))} > {report}"
     outs: list = ["out.txt"]
     if decision is not None:
-        outs.append({"reports/registry.json": {"cache": False}})
-    (path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"hello": {"cmd": cmd, "outs": outs}}}))
+        outs.append({report: {"cache": False}})
+    stages = {stage: {"cmd": cmd, "outs": outs}, "other": {"cmd": "echo x > other.txt", "outs": ["other.txt"]}}
+    (path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
     return path
 
 
@@ -199,15 +215,34 @@ def forget_outputs(project: Path) -> None:
 
 # --- the flow itself, run in-process -------------------------------------------------------
 
-def test_retrain_runs_the_pipeline_and_returns_the_decision(tmp_path, prefect_client_settings):
+def test_retrain_runs_the_family_stage_and_shows_the_decision(tmp_path, prefect_client_settings):
     project = make_project(tmp_path / "proj")
-    decision, messages = retrain_with_logs(project)
-    assert decision == DECISION
+    decisions, messages, state = retrain_with_logs(project)
+    assert decisions == {REPORT: DECISION}
     assert (project / "out.txt").read_text() == "hi\n"
+    assert not (project / "other.txt").exists(), "a topics retrain ran another family's stage"
     assert any("No default DVC remote configured: skipping dvc pull" in m for m in messages)
     assert any("No default DVC remote configured: skipping dvc push" in m for m in messages)
-    # dvc repro's own output reached the Prefect logger
-    assert "Running stage 'hello':" in messages
+    assert "Running stage 'topics_register':" in messages   # dvc repro's output reached Prefect
+    # The decision, where the UI shows it: the final state's message and a keyed Markdown artifact.
+    assert state.is_completed() and state.message == SUMMARY
+    [artifact] = decision_artifacts(state.state_details.flow_run_id)
+    assert artifact.key == "retrain-topics-decision" and artifact.type == "markdown"
+    assert f"- {SUMMARY}" in artifact.data and REPORT in artifact.data
+
+
+def test_a_rejection_and_per_setup_reports_read_as_such(tmp_path, prefect_client_settings):
+    edu = {"decisions": {
+        "en": {"promoted": False, "version": "2", "model_name": "fineweb-edu-en",
+               "reasons": ["val/spearman_within 0.170 < target 0.300"]},
+        "multilingual": {"promoted": True, "version": "4", "model_name": "fineweb-edu-multilingual",
+                         "reasons": ["val/spearman_within 0.351 >= champion v1's 0.342"]}}}
+    project = make_project(tmp_path / "proj", decision=edu, stage="edu_register", report="reports/edu_registry.json")
+    _, messages, state = retrain_with_logs(project, family="edu")
+    assert state.message == ("en: rejected fineweb-edu-en v2: val/spearman_within 0.170 < target 0.300 | "
+                             "multilingual: promoted fineweb-edu-multilingual v4 "
+                             "(val/spearman_within 0.351 >= champion v1's 0.342)")
+    assert state.is_completed(), "a rejected challenger is a decision, not a failed retrain"
 
 
 def test_failing_stage_fails_the_flow_with_the_stage_error(tmp_path, prefect_client_settings):
@@ -216,59 +251,123 @@ def test_failing_stage_fails_the_flow_with_the_stage_error(tmp_path, prefect_cli
     # printf assembles the message, so it is the stage's stderr, not DVC echoing the command
     project = make_project(tmp_path / "proj", cmd="printf 'boom: %s\\n' 'the corpus is empty' >&2; exit 3")
     with pytest.raises(RuntimeError, match="boom: the corpus is empty") as info:
-        retrain(project_dir=str(project))
+        retrain(family="topics", project_dir=str(project))
     assert re.search(r"dvc repro failed \(exit \d+\)", str(info.value))
-    assert "failed to reproduce 'hello'" in str(info.value)
+    assert "failed to reproduce 'topics_register'" in str(info.value)
 
 
 def test_missing_registry_decision_is_an_error_naming_the_file(tmp_path, prefect_client_settings):
     from flows.retrain import retrain
+    from tagflow.core.errors import DataError
 
     project = make_project(tmp_path / "proj", decision=None)
-    with pytest.raises(FileNotFoundError, match=r"reports/registry\.json not found"):
-        retrain(project_dir=str(project))
+    with pytest.raises(DataError, match=r"reports/topics_registry\.json not found"):
+        retrain(family="topics", project_dir=str(project))
+
+
+def test_unknown_family_is_refused_before_anything_runs(tmp_path, prefect_client_settings):
+    from flows.retrain import retrain
+    from tagflow.core.errors import ConfigError
+
+    project = make_project(tmp_path / "proj")
+    with pytest.raises(ConfigError, match=r"unknown model family 'topic'; known: \['all', 'edu',"):
+        retrain(family="topic", project_dir=str(project))
+    assert not (project / "out.txt").exists()
 
 
 def test_remote_without_the_data_is_skipped_then_filled_by_push(tmp_path, prefect_client_settings):
     project = make_project(tmp_path / "proj")
-    _dvc(project, "repro")  # dvc.lock now names out.txt, which no remote holds
+    _dvc(project, "repro", "topics_register")  # dvc.lock now names out.txt, which no remote holds
     remote = tmp_path / "remote"
     remote.mkdir()
     _dvc(project, "remote", "add", "-d", "store", str(remote))
     forget_outputs(project)
 
-    decision, messages = retrain_with_logs(project)
-    assert decision == DECISION
+    decisions, messages, _ = retrain_with_logs(project)
+    assert decisions == {REPORT: DECISION}
     assert any("DVC remote 'store' does not hold all the data" in m for m in messages)
     assert any("dvc push to 'store': 1 file pushed" in m for m in messages)
     assert [p.name for p in remote.rglob("*") if p.is_file()], "push left the remote empty"
 
     # The next run gets the data back from the remote instead of rebuilding it.
     forget_outputs(project)
-    decision, messages = retrain_with_logs(project)
-    assert decision == DECISION
+    decisions, messages, _ = retrain_with_logs(project)
+    assert decisions == {REPORT: DECISION}
     assert any(m.startswith("dvc pull from 'store'") for m in messages)
     assert not any(m.startswith("Running stage") for m in messages), "repro reran a stage pull restored"
     assert (project / "out.txt").read_text() == "hi\n"
 
 
-# --- the deployment, through infra/prefect.sh ---------------------------------------------
+# --- the deployments: `tagflow deploy` through infra/prefect.sh --------------------------------
 
-def test_deploy_registers_the_nightly_schedule_on_the_process_pool(deployed, prefect_client_settings):
+def _deployments(client) -> dict:
+    return {f: client.read_deployment_by_name(f"retrain/{f}") for f in FAMILIES}
+
+
+def test_deploy_declares_every_family_on_the_process_pool(deployed, prefect_client_settings):
+    from tagflow.config import load_config
+
+    crons = load_config(ROOT / "params.yaml").deploy.schedules
     with _client() as client:
-        deployment = client.read_deployment_by_name(DEPLOYMENT)
+        deployments = _deployments(client)
         pool = client.read_work_pool(POOL)
     assert pool.type == "process"
-    assert deployment.work_pool_name == POOL
-    assert deployment.entrypoint == "flows/retrain.py:retrain"
-    assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules] == [
-        ("0 3 * * *", "UTC", True)
-    ]
-    # The working directory is resolved when deploying, although prefect.yaml holds no path.
-    [step] = deployment.pull_steps
-    directory = step["prefect.deployments.steps.set_working_directory"]["directory"]
-    assert Path(directory).resolve() == ROOT
-    assert str(ROOT) not in (ROOT / "infra" / "prefect.yaml").read_text()
+    for family, deployment in deployments.items():
+        assert deployment.work_pool_name == POOL
+        assert deployment.entrypoint == "flows/retrain.py:retrain"
+        assert deployment.parameters == {"family": family}
+        assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules] == [
+            (getattr(crons, family).cron, "UTC", getattr(crons, family).active)], family
+        # The flow runs in this checkout, resolved when deploying: no path is written in the repo.
+        [step] = deployment.pull_steps
+        assert Path(step["prefect.deployments.steps.set_working_directory"]["directory"]) == ROOT
+
+
+def _tagflow_deploy(server: PrefectServer, params: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(VENV_BIN / "tagflow"), "--params", str(params), "deploy"], cwd=ROOT,
+                          env=server.client_env, capture_output=True, text=True, timeout=120)
+
+
+def test_redeploy_takes_schedules_from_params_and_the_server_schedules_runs(deployed, prefect_client_settings, tmp_path):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["deploy"]["schedules"]["topics"] = {"cron": "15 5 * * *", "active": True}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = _tagflow_deploy(deployed, tmp_path / "params.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "deployed retrain/topics: cron '15 5 * * *' UTC, active" in result.stdout
+
+    with _client() as client:
+        deployments = _deployments(client)
+        topics = deployments["topics"]
+        # Updated in place: one schedule each, not one more per deploy.
+        assert {f: len(d.schedules) for f, d in deployments.items()} == dict.fromkeys(FAMILIES, 1)
+        assert [(s.schedule.cron, s.active) for s in topics.schedules] == [("15 5 * * *", True)]
+        only_topics = DeploymentFilter(id=DeploymentFilterId(any_=[topics.id]))
+        deadline = time.monotonic() + 20
+        runs = []
+        while time.monotonic() < deadline and not runs:
+            runs = [r for r in client.read_flow_runs(deployment_filter=only_topics) if r.auto_scheduled]
+            if not runs and scheduler_failed(deployed):
+                break  # no need to wait out the deadline
+            time.sleep(0.5)
+        paused = [r for f, d in deployments.items() if f != "topics" for r in client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[d.id]))) if r.auto_scheduled]
+    assert runs, f"no scheduled run of retrain/topics; server log:\n{deployed.log_tail(12)}"
+    start = min(r.expected_start_time for r in runs)
+    assert (start.hour, start.minute, start.utcoffset().total_seconds()) == (5, 15, 0)
+    assert not paused, "a paused schedule produced runs"
+
+
+def test_deploy_refuses_a_bad_cron_in_one_line(deployed, tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["deploy"]["schedules"]["edu"]["cron"] = "61 * * * *"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = _tagflow_deploy(deployed, tmp_path / "params.yaml")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "deploy.schedules.edu" in line and "Invalid cron string" in line
 
 
 def scheduler_failed(server: PrefectServer) -> bool:
@@ -276,37 +375,22 @@ def scheduler_failed(server: PrefectServer) -> bool:
     return any("ERROR" in line and "schedul" in line for line in lines)
 
 
-def test_server_schedules_the_next_nightly_run(deployed, prefect_client_settings):
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-
-    with _client() as client:
-        deployment = client.read_deployment_by_name(DEPLOYMENT)
-        only_nightly = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
-        deadline = time.monotonic() + 20
-        runs = []
-        while time.monotonic() < deadline and not runs:
-            runs = [r for r in client.read_flow_runs(deployment_filter=only_nightly) if r.auto_scheduled]
-            if not runs and scheduler_failed(deployed):
-                break  # no need to wait out the deadline
-            time.sleep(0.5)
-    assert runs, f"no scheduled run of {DEPLOYMENT}; server log:\n{deployed.log_tail(12)}"
-    start = min(r.expected_start_time for r in runs)
-    assert (start.hour, start.minute, start.utcoffset().total_seconds()) == (3, 0, 0)
-
-
-def test_worker_runs_the_deployment(deployed, prefect_client_settings, tmp_path):
+def test_worker_runs_a_family_deployment_and_records_the_decision(deployed, prefect_client_settings, tmp_path):
     project = make_project(tmp_path / "proj")
     with _client() as client:
-        deployment = client.read_deployment_by_name(DEPLOYMENT)
+        deployment = client.read_deployment_by_name("retrain/topics")
         run = client.create_flow_run_from_deployment(deployment.id, parameters={"project_dir": str(project)})
 
     worker = deployed.script("worker", "--run-once", timeout=120)
     assert worker.returncode == 0, f"worker failed:\n{worker.stdout}\n{worker.stderr}"
 
     with _client() as client:
-        state = client.read_flow_run(run.id).state
+        flow_run = client.read_flow_run(run.id)
+    state = flow_run.state
     assert state.is_completed(), f"flow run ended {state.name}: {state.message}\n{worker.stdout[-3000:]}"
+    assert flow_run.parameters == {"family": "topics", "project_dir": str(project)}
+    assert state.message == SUMMARY
     assert (project / "out.txt").read_text() == "hi\n"
-    messages = run_logs(run.id)
-    assert "Running stage 'hello':" in messages
-    assert any("Model version 3 promoted" in m for m in messages)
+    assert "Running stage 'topics_register':" in run_logs(run.id)
+    [artifact] = decision_artifacts(run.id)
+    assert artifact.key == "retrain-topics-decision" and SUMMARY in artifact.data

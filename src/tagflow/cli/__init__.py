@@ -7,6 +7,7 @@
     tagflow models | promote | rollback    any family's registered model (--model NAME)
     tagflow profile smoke|cpu|gpu          switch the parameter set in params.yaml
     tagflow mlflow-server                  MLflow UI + tracking server on 127.0.0.1
+    tagflow deploy                         the scheduled retrain of every family, on a Prefect server
 
 Each dvc.yaml stage runs one command, which runs one Prefect flow (flows/<family>.py) over one
 family module. Problems the user can fix (tagflow.core.errors.TagflowError) print one line and
@@ -54,6 +55,7 @@ def _register_groups() -> None:
     from . import models, project, tagger, thesaurus  # noqa: F401 (each adds its commands)
     from . import topics  # noqa: F401
     from . import edu  # noqa: F401
+    from . import deploy  # noqa: F401
 
 
 def traceback_file(exc: BaseException, argv: list[str]) -> str:
