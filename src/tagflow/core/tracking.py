@@ -17,6 +17,7 @@ from typing import Iterator
 
 import yaml
 
+from . import reaper
 
 _MLFLOW_UNSAFE = re.compile(r"[^0-9A-Za-z_\-. :/]")   # what MLflow allows in param and tag names
 
@@ -111,8 +112,9 @@ def start_run(experiment: str, stage: str, profile: str, params: dict) -> str:
     from . import registry
 
     registry.setup(experiment)
+    reap_dead_runs()
     run = mlflow.start_run(run_name=f"{stage}-{profile}")
-    mlflow.set_tags({"profile": profile, "stage": stage, **git_state()})
+    mlflow.set_tags({"profile": profile, "stage": stage, **git_state(), **reaper.owner()})
     mlflow.log_params(params)
     return run.info.run_id
 
@@ -126,12 +128,25 @@ def resume_run(experiment: str, run_id: str | None, profile: str):
     from . import registry
 
     registry.setup(experiment)
+    reap_dead_runs()
     if run_id:
         try:
             mlflow.get_run(run_id)
-            return mlflow.start_run(run_id=run_id)
+            run = mlflow.start_run(run_id=run_id)
+            mlflow.set_tags(reaper.owner())  # this process owns the reopened run now
+            return run
         except MlflowException:
             pass
     run = mlflow.start_run(run_name=f"restored-{profile}")
-    mlflow.set_tags({"profile": profile, "restored_from_run": run_id or "unknown", **git_state()})
+    mlflow.set_tags({"profile": profile, "restored_from_run": run_id or "unknown", **git_state(),
+                     **reaper.owner()})
     return run
+
+
+def reap_dead_runs() -> None:
+    """Close the RUNNING runs of killed processes (core.reaper) before a stage opens its own;
+    a store that cannot be searched only costs a warning."""
+    try:
+        reaper.reap_mlflow()
+    except Exception as exc:  # bookkeeping must not stop the stage
+        reaper.log.warning("could not check for killed MLflow runs: %s: %s", type(exc).__name__, exc)
