@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # A local mirror of the public data, used only when the official URL cannot be reached.
 MIRROR ?= ../shared/data
+DUMP ?= data/unesco-thesaurus/unesco-thesaurus.ttl
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
@@ -12,7 +13,7 @@ export BENTOML_DO_NOT_TRACK := true
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup data repro smoke test lock mlflow-ui serve serve-load bento prefect-server prefect-worker deploy retrain
+.PHONY: setup data restore-data repro smoke test lock mlflow-ui serve serve-load bento prefect-server prefect-worker deploy retrain
 
 setup:
 	@bash infra/setup.sh
@@ -21,8 +22,11 @@ data: setup  ## obtain the thesaurus dump, the edu annotation sets and Reuters-2
 	@tagflow thesaurus fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
 	@tagflow edu fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
 	@tagflow topics fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
-	@dvc status data.dvc | grep -q "modified" && echo "note: data/ differs from the version in \
-	data.dvc (a new dump?); record it with: dvc add data && git commit data.dvc" || true
+	@dvc status data | grep -q "modified" && echo "note: data/ differs from the version in \
+	dvc.lock (a new dump?); check and record it with: dvc repro data && git commit dvc.lock" || true
+
+restore-data:  ## put back the last recorded (checked) thesaurus dump, e.g. after a rejected one
+	dvc checkout --force $(DUMP)
 
 repro: data  ## the main job: the whole pipeline on the profile named in params.yaml
 	dvc repro

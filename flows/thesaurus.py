@@ -1,22 +1,9 @@
 """Prefect flow of the `thesaurus` stage (`tagflow thesaurus build`): parse the SKOS dump into the
-concept table, check its contract, write its stats. Logic: tagflow.thesaurus.build."""
+concept table, check its contract, then write the table and its stats. Logic: tagflow.thesaurus.build."""
 from __future__ import annotations
 
-from prefect import flow, task
-from prefect.cache_policies import NONE
-
-from tagflow.config import load_config
+from flows.common import stage_flow
 from tagflow.thesaurus import build
 
-# Tasks take paths and configs, not large objects, so Prefect never hashes a table; DVC, not
-# Prefect, decides what is stale (cache_policy=NONE).
-stage_task = task(cache_policy=NONE)
-
-
-@flow(name="thesaurus")
-def thesaurus_flow(params: str = "params.yaml") -> dict:
-    cfg = load_config(params)
-    stats = stage_task(build.parse)(cfg.thesaurus)
-    stage_task(build.check)()
-    build.write_stats(stats)
-    return stats
+thesaurus_flow = stage_flow("thesaurus", build.run)
+check_dump_flow = stage_flow("thesaurus-check-dump", build.check_dump)   # stage `data`

@@ -5,6 +5,7 @@ no table. Real processes (SIGKILL), a real Prefect server and sqlite MLflow stor
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,3 +107,87 @@ def test_killed_runs_are_closed_on_next_start_and_live_runs_are_not(tmp_path, pr
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
+
+
+# ---------------------------------------------------------------- data: checked before recorded
+
+TINY = ROOT / "tests" / "data" / "tiny.ttl"
+# Parses, but breaks the contract: a second concept with an existing English prefLabel.
+DUPLICATE_LABEL = '\nt:c10 a skos:Concept ; skos:prefLabel "Museums"@en ; skos:broader t:c7 .\n'
+
+
+def test_contract_failure_writes_nothing_and_keeps_the_last_good_outputs(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from tagflow.core.contracts import ContractError
+    from tagflow.thesaurus import build
+    from tagflow.thesaurus.config import ThesaurusConfig
+
+    monkeypatch.chdir(tmp_path)
+    dump = tmp_path / "dump.ttl"
+    shutil.copyfile(TINY, dump)
+    cfg = SimpleNamespace(thesaurus=ThesaurusConfig(dump=str(dump), languages=["en", "fr"]))
+    assert build.run(cfg)["concepts"] == 9
+    outputs = [Path(build.CONCEPTS), Path(build.METRICS), Path(build.CONTRACTS_DIR) / "concepts" / "report.html"]
+    before = {p: p.read_bytes() for p in outputs}
+    assert not Path(build.REJECTED_DIR).exists()
+
+    dump.write_text(TINY.read_text() + DUPLICATE_LABEL)
+    with pytest.raises(ContractError) as failed:
+        build.run(cfg)
+    assert failed.value.report.html_path == (tmp_path / build.REJECTED_DIR / "concepts" / "report.html")
+    assert "FAILED" in failed.value.report.html_path.read_text()
+    assert {p: p.read_bytes() for p in outputs} == before      # last good table, report, stats
+    assert [p.name for p in Path(build.CONCEPTS).parent.iterdir()] == ["concepts.parquet"]
+
+
+def _project_copy(dest: Path) -> dict:
+    """The working tree (tracked + untracked, not ignored) as its own git repo, with the tiny
+    thesaurus as its dump."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    dump = dest / "data" / "unesco-thesaurus" / "unesco-thesaurus.ttl"
+    dump.parent.mkdir(parents=True)
+    shutil.copyfile(TINY, dump)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "MLFLOW_"))} | {
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+        "PREFECT_HOME": str(dest / ".prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "GX_ANALYTICS_ENABLED": "false"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "snapshot"]):
+        subprocess.run(cmd, cwd=dest, env=env, check=True)
+    return env
+
+
+def _repro(dest: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["dvc", "repro", "data", "thesaurus"], cwd=dest, env=env,
+                          capture_output=True, text=True)
+
+
+def test_corrupt_dump_is_not_recorded_and_keeps_the_last_good_outputs(tmp_path):
+    dest = tmp_path / "project"
+    env = _project_copy(dest)
+    good = _repro(dest, env)
+    assert good.returncode == 0, good.stdout[-2000:] + good.stderr[-3000:]
+    outputs = [dest / "dvc.lock", dest / "artifacts/thesaurus/concepts.parquet", dest / "metrics/thesaurus.json",
+               dest / "reports/contracts/concepts/report.html"]
+    before = {p: p.read_bytes() for p in outputs}
+
+    dump = dest / "data" / "unesco-thesaurus" / "unesco-thesaurus.ttl"
+    dump.write_text("<html><body>502 Bad Gateway</body></html>\n")   # what a broken download saves
+    bad = _repro(dest, env)
+    assert bad.returncode != 0 and "failed to reproduce 'data'" in bad.stderr
+    assert "tagflow thesaurus check-dump: error:" in bad.stderr and "malformed turtle" in bad.stderr
+    assert {p: p.read_bytes() for p in outputs} == before   # dvc.lock still names the good dump
+
+    # `make restore-data`: the recorded dump comes back from the DVC cache
+    restore = subprocess.run(["dvc", "checkout", "--force", "data/unesco-thesaurus/unesco-thesaurus.ttl"],
+                             cwd=dest, env=env, capture_output=True, text=True)
+    assert restore.returncode == 0, restore.stderr
+    assert dump.read_bytes() == TINY.read_bytes()
+    assert "up to date" in subprocess.run(["dvc", "status", "data", "thesaurus"], cwd=dest, env=env,
+                                          capture_output=True, text=True).stdout

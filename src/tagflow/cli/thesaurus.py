@@ -8,7 +8,7 @@ from . import cli
 
 @cli.group()
 def thesaurus() -> None:
-    """The thesaurus: fetch the SKOS dump, build the concept table."""
+    """The thesaurus: fetch the SKOS dump, check it, build the concept table, diff two dumps."""
 
 
 @thesaurus.command()
@@ -30,6 +30,14 @@ def build(obj: dict) -> None:
     """Parse the SKOS dump into the concept table and check its contract (stage `thesaurus`)."""
     from flows.thesaurus import thesaurus_flow
     thesaurus_flow(params=obj["params"])
+
+
+@thesaurus.command("check-dump")
+@click.pass_obj
+def check_dump(obj: dict) -> None:
+    """Check the dump (parses, concept table meets its contract) before DVC records data/ (stage `data`)."""
+    from flows.thesaurus import check_dump_flow
+    check_dump_flow(params=obj["params"])
 
 
 @thesaurus.command()

@@ -10,5 +10,5 @@ from ..core.config import param
 class ThesaurusConfig:
     url: str = param("https://vocabularies.unesco.org/exports/thesaurus/latest/unesco-thesaurus.ttl",
                      "official location of the SKOS Turtle dump")
-    dump: str = param("data/unesco-thesaurus/unesco-thesaurus.ttl", "where the dump lives (tracked by data.dvc)")
+    dump: str = param("data/unesco-thesaurus/unesco-thesaurus.ttl", "where the dump lives (recorded by the `data` stage after its check)")
     languages: list = param(["en", "fr", "es", "ar", "ru"], "label languages kept in the concept table")
