@@ -14,14 +14,19 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Annotated, Any, Callable
 
+from pydantic import AfterValidator, BaseModel, Field
 from starlette.responses import JSONResponse
 
 logger = logging.getLogger("tagflow.service")
 logger.setLevel(logging.INFO)     # loads and switches are news worth a line in the service log
 
 DEFAULT_RECHECK_SECONDS = 5.0
+MAX_TEXT_CHARS = 200_000      # per request: one text, or all texts of a batch together
+MAX_BATCH_TEXTS = 32
+MAX_FILE_BYTES = 20 * 1024 * 1024     # an uploaded PDF or DOCX (its text: MAX_TEXT_CHARS)
 
 
 def model_name(env_var: str, default: str) -> str:
@@ -412,7 +417,7 @@ class Batcher:
         texts = [t for job in group for t in job.texts]
         started = time.monotonic()
         try:
-            rows = list(group[0].model.predict(pd.DataFrame({"text": texts}), params=group[0].params))
+            rows = rows_of(group[0].model.predict(pd.DataFrame({"text": texts}), params=group[0].params))
             if len(rows) != len(texts):
                 raise RuntimeError(f"model returned {len(rows)} results for {len(texts)} texts")
         except Exception as exc:
@@ -433,8 +438,136 @@ class Batcher:
             at += len(job.texts)
 
 
+def rows_of(answer: Any) -> list:
+    """A pyfunc's answer as one row per text: a list as it is, a DataFrame (the edu model's) as
+    one dict per row."""
+    return answer.to_dict("records") if hasattr(answer, "to_dict") else list(answer)
+
+
 def busy(exc: Busy) -> JSONResponse:
     response = error(503, f"the service is busy ({exc.retry_after}s of work queued); retry after "
                           f"{exc.retry_after} seconds")
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
+
+
+# ---------------------------------------------------------------- requests and answers
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("text is empty or only whitespace; send the document's text")
+    return text
+
+
+Text = Annotated[str, Field(strict=True, description=f"document text, at most {MAX_TEXT_CHARS:,} characters"),
+                 AfterValidator(_not_blank)]
+Texts = Annotated[list[Text], Field(min_length=1, max_length=MAX_BATCH_TEXTS)]
+
+
+UploadedFile = Annotated[Path, Field(description="a text, HTML, PDF or DOCX file")]
+
+
+async def read_upload(file: Any) -> str | JSONResponse:
+    """The text of an uploaded file (plain text, HTML, PDF or DOCX), or a 415/400 naming why
+    not. The upload arrives as a temporary file whose name ends with the original name; it is
+    removed here."""
+    import asyncio
+
+    from tagflow.core.documents import extract_text
+    from tagflow.core.errors import DataError
+
+    path = Path(file)
+    try:
+        return await asyncio.to_thread(extract_text, path.read_bytes(), "upload" + path.suffix)
+    except DataError as exc:
+        return error(415 if "not read" in str(exc) else 400, str(exc))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+# ---------------------------------------------------------------- one model family in a service
+
+
+class Family:
+    """One model family a service answers for: its champion (followed by the watcher) and its
+    own inference queue and thread, so a slow tagger generation never holds up a topics or edu
+    request. A family without a champion answers 503 naming why; the others go on serving."""
+
+    def __init__(self, family: str, model_name: str, *, max_pending: int, batch_texts: int,
+                 batch_wait: float, timeout: float) -> None:
+        self.family, self.timeout = family, timeout
+        self.champion = Champion(model_name, recheck_seconds())
+        self.batcher = Batcher(max_pending, batch_texts, batch_wait)
+
+    @property
+    def model_name(self) -> str:
+        return self.champion.model_name
+
+    @property
+    def ready(self) -> bool:
+        return self.champion.ready
+
+    def start(self) -> None:
+        self.champion.check_once()            # at once, so a champion is ready when /readyz is
+        self.champion.start()
+
+    def stop(self) -> None:
+        self.champion.stop()
+        self.batcher.stop()
+
+    def identity(self, loaded: Loaded) -> dict:
+        """What every answer carries: the version that answered and its gate verdict."""
+        return {"model": ModelRef(name=self.model_name, version=loaded.version), "gate": loaded.gate}
+
+    def info(self) -> dict:
+        loaded = self.champion.current
+        return {"model": {"name": self.model_name, "version": loaded.version if loaded else None},
+                "gate": loaded.gate if loaded else None, "card": loaded.card if loaded else {},
+                "ready": loaded is not None, "reason": self.champion.missing_reason,
+                "queue": {"pending": self.batcher.pending, "max_pending": self.batcher.max_pending,
+                          **self.batcher.stats}}
+
+    async def predict(self, texts: list[str], params: dict) -> tuple[Loaded, list] | JSONResponse:
+        """(the version that answered, one row per text) from the champion's own predict, or
+        the error response (413 too large, 503 no champion or busy, 504 too slow, 400 refused)."""
+        import asyncio
+
+        total = sum(len(t) for t in texts)
+        if total > MAX_TEXT_CHARS:
+            return too_large(total, MAX_TEXT_CHARS)
+        loaded = self.champion.current          # one version for the whole request
+        if loaded is None:
+            return error(503, f"no {self.family} model in service ({self.model_name}): "
+                              f"{self.champion.missing_reason or 'no champion model is loaded'}")
+        try:
+            future = self.batcher.submit(loaded.model, texts, params)
+        except Busy as exc:
+            return busy(exc)
+        try:
+            rows = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except (asyncio.TimeoutError, concurrent.futures.CancelledError):
+            future.cancel()                     # still queued: it is dropped; running: discarded
+            return error(504, f"no answer within {self.timeout:g} seconds; the service is "
+                              "overloaded or the document is very long (send a shorter text)")
+        except Exception as exc:
+            from tagflow.core.errors import TagflowError
+            if isinstance(exc, TagflowError):
+                return error(400, str(exc))
+            raise
+        return loaded, rows
+
+
+def families_from_env(env_var: str, default: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list of family names (e.g. which families /readyz waits for)."""
+    names = tuple(n.strip() for n in (os.environ.get(env_var) or default).split(",") if n.strip())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"{env_var}: unknown famil{'y' if len(unknown) == 1 else 'ies'} "
+                         f"{', '.join(unknown)}; known: {', '.join(known)}")
+    return names

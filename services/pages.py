@@ -3,7 +3,9 @@ anywhere but the service itself (no fonts, CDNs, trackers or remote images).
 
   docs_page()       GET /    the endpoints, read from the service's OpenAPI document (/docs.json)
   librarian_page()  GET /ui  paste a text or upload a file, choose language and refinement, see
-                             the concepts with their place in the thesaurus, copy them as JSON/CSV
+                             the concepts with their place in the thesaurus, copy them as JSON/CSV;
+                             with them the document's educational value and topics, from those
+                             families' champions (greyed, with the reason, while one has none)
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ table{border-collapse:collapse;width:100%;margin-top:.5rem}th,td{border-bottom:1
 text-align:left;vertical-align:top}th{background:#f4f4f6}
 .muted{color:#666;font-size:.9rem}.warn{color:#8a4b00}.error{color:#b00020}code{background:#f4f4f6;padding:0 .2rem}
 fieldset{border:1px solid #ddd;margin:.6rem 0;padding:.5rem .8rem}
+.unavailable{color:#999}.family{margin:.3rem 0}.topic{display:inline-block;border:1px solid #ccc;border-radius:.8rem;
+padding:0 .5rem;margin:0 .3rem .2rem 0;color:#666}.topic.chosen{border-color:#1d1d1f;color:#1d1d1f;font-weight:600}
 """
 
 
@@ -36,6 +40,8 @@ def librarian_page() -> str:
 <body>
 <h1>Subject indexing with the UNESCO Thesaurus</h1>
 <p id="model" class="muted">Model: checking…</p>
+<p id="model-edu" class="muted">Educational value: checking…</p>
+<p id="model-topics" class="muted">Topics: checking…</p>
 <form id="form" onsubmit="return false">
 <fieldset><legend>Document</legend>
 <label for="text">Paste the text</label>
@@ -52,6 +58,11 @@ def librarian_page() -> str:
 <button id="tag-file" type="button">Tag the file</button>
 </form>
 <p id="status" role="status"></p>
+<section id="about" hidden>
+<h2>About the document</h2>
+<p id="edu-out" class="family"></p>
+<p id="topics-out" class="family"></p>
+</section>
 <section id="results" hidden>
 <h2>Concepts</h2>
 <table><thead><tr><th>#</th><th>Concept</th><th>Score</th><th>Broader path</th><th>Micro-thesaurus</th><th>URI</th></tr></thead>
@@ -63,7 +74,10 @@ def librarian_page() -> str:
 <script>
 "use strict";
 const $ = (id) => document.getElementById(id);
+const FAMILIES = {{edu: "Educational value", topics: "Topics"}};
 let last = null;
+let ready = {{}};            // family -> its model is in service (from /info)
+let about = {{}};            // family -> its last answer, for the JSON export
 
 function setStatus(text, kind) {{ const s = $("status"); s.textContent = text; s.className = kind || ""; }}
 
@@ -104,10 +118,61 @@ async function answer(resp) {{
   setStatus(message, "error");
 }}
 
+function gateText(g) {{
+  return g && g.metric ? ` · gate ${{g.decision}}: ${{g.metric}} ${{g.value}} (target ${{g.target}})` : "";
+}}
+
+function el(tag, text, className) {{
+  const e = document.createElement(tag); e.textContent = text; if (className) e.className = className; return e;
+}}
+
+const RENDER = {{
+  edu(out, body) {{
+    const score = el("b", body.score.toFixed(2)); score.id = "edu-score";
+    out.append("Educational value: ", score, ` (${{body.int_score}} of 5) · ${{body.model.name}} v${{body.model.version}}`);
+  }},
+  topics(out, body) {{
+    out.append("Topics: ");
+    const labels = Object.keys(body.probabilities).sort((a, b) => body.probabilities[b] - body.probabilities[a]);
+    labels.forEach((label) => {{
+      const chip = el("span", `${{label}} ${{body.probabilities[label].toFixed(2)}}`,
+                        body.topics.includes(label) ? "topic chosen" : "topic");
+      chip.title = `threshold ${{body.thresholds[label]}}` + (body.topics.includes(label) ? ": chosen" : ": below");
+      out.append(chip);
+    }});
+    if (!body.topics.length) out.append(el("span", "none at or above its threshold", "muted"));
+    out.append(` · ${{body.model.name}} v${{body.model.version}}`);
+  }},
+}};
+
+// The other families' answers for the same document: send(name) posts it to that family.
+function runFamilies(send) {{
+  about = {{}};
+  for (const [name, title] of Object.entries(FAMILIES)) {{
+    const out = $(`${{name}}-out`); out.textContent = "";
+    if (!ready[name]) {{
+      out.className = "family unavailable";
+      out.textContent = `${{title}}: not available (no ${{name}} model in service)`;
+      continue;
+    }}
+    out.className = "family muted"; out.textContent = `${{title}}: …`;
+    send(name).then(async (resp) => {{
+      let body = null;
+      try {{ body = await resp.json(); }} catch (e) {{ /* not JSON */ }}
+      out.textContent = "";
+      if (!resp.ok) {{ out.className = "family error"; out.textContent = `${{title}}: ${{(body && body.error) || "HTTP " + resp.status}}`; return; }}
+      out.className = "family"; about[name] = body; RENDER[name](out, body);
+    }}).catch((e) => {{ out.className = "family error"; out.textContent = `${{title}}: the service did not answer`; }});
+  }}
+  $("about").hidden = false;
+}}
+
 async function tagText() {{
   const text = $("text").value;
   if (!text.trim()) return setStatus("Paste a text first.", "error");
   setStatus("Tagging…");
+  runFamilies((name) => fetch(`/${{name}}`, {{method: "POST", headers: {{"content-type": "application/json"}},
+                                              body: JSON.stringify({{text}})}}));
   try {{
     await answer(await fetch("/tag", {{method: "POST", headers: {{"content-type": "application/json"}},
                                        body: JSON.stringify({{text, ...options()}})}}));
@@ -121,6 +186,8 @@ async function tagFile() {{
   form.append("file", file, file.name);
   for (const [k, v] of Object.entries(options())) form.append(k, String(v));
   setStatus(`Reading ${{file.name}}…`);
+  runFamilies((name) => {{ const f = new FormData(); f.append("file", file, file.name);
+                           return fetch(`/${{name}}_file`, {{method: "POST", body: f}}); }});
   try {{ await answer(await fetch("/tag_file", {{method: "POST", body: form}})); }}
   catch (e) {{ setStatus("The service did not answer: " + e, "error"); }}
 }}
@@ -137,7 +204,7 @@ function asCsv(body) {{
 
 async function copy(kind) {{
   if (!last) return;
-  const text = kind === "json" ? JSON.stringify({{keywords: last.keywords, model: last.model}}, null, 2) : asCsv(last);
+  const text = kind === "json" ? JSON.stringify({{keywords: last.keywords, model: last.model, ...about}}, null, 2) : asCsv(last);
   $("export").value = text;
   try {{ await navigator.clipboard.writeText(text); $("copied").textContent = `${{kind.toUpperCase()}} copied`; }}
   catch (e) {{ $("export").select(); $("copied").textContent = "Select the text below and copy it"; }}
@@ -146,10 +213,20 @@ async function copy(kind) {{
 async function model() {{
   try {{
     const info = await (await fetch("/info", {{method: "POST", headers: {{"content-type": "application/json"}}, body: "{{}}"}})).json();
+    for (const [name, title] of Object.entries(FAMILIES)) {{
+      const f = (info.families || {{}})[name], line = $(`model-${{name}}`);
+      ready[name] = Boolean(f && f.ready);
+      if (ready[name]) {{
+        line.textContent = `${{title}}: model ${{f.model.name}} v${{f.model.version}}` + gateText(f.gate) + (f.gate && f.gate.note ? " · " + f.gate.note : "");
+        line.className = f.gate && f.gate.note ? "warn" : "muted";
+      }} else {{
+        line.textContent = `${{title}}: not available: ` + ((f && f.reason) || "this service does not serve it");
+        line.className = "unavailable";
+      }}
+    }}
     if (!info.ready) {{ $("model").textContent = "No model in service yet: " + (info.reason || ""); $("model").className = "warn"; return; }}
     const g = info.gate || {{}};
-    let text = `Model ${{info.model.name}} v${{info.model.version}}`;
-    if (g.metric) text += ` · gate ${{g.decision}}: ${{g.metric}} ${{g.value}} (target ${{g.target}})`;
+    const text = `Model ${{info.model.name}} v${{info.model.version}}` + gateText(g);
     $("model").textContent = text + (g.note ? " · " + g.note : "");
     $("model").className = g.note ? "warn" : "muted";
   }} catch (e) {{ $("model").textContent = "The service did not answer."; }}
@@ -171,12 +248,16 @@ def docs_page() -> str:
 pre{{background:#f4f4f6;padding:.5rem;overflow:auto}}</style></head>
 <body>
 <h1>tagflow tagger service</h1>
-<p>Tags documents with UNESCO Thesaurus concepts using the registry's champion model.
+<p>Tags documents with UNESCO Thesaurus concepts using the registry's champion model; scores
+their educational value (<code>/edu</code>) and classifies their topics (<code>/topics</code>) with
+those families' champions (each answers 503 while its family has none; <code>POST /info</code> says which are in service).
 People who index documents: use <a href="/ui">the indexing page</a>.</p>
 <p class="muted">Machine-readable description: <a href="/docs.json">/docs.json</a> (OpenAPI).
-Health: <code>GET /livez</code>, <code>GET /readyz</code> (200 only while a model is loaded), <code>GET /metrics</code>.</p>
+Health: <code>GET /livez</code>, <code>GET /readyz</code> (200 only while the tagger's champion is loaded, and those of the families named in TAGFLOW_READY_FAMILIES), <code>GET /metrics</code>.</p>
 <pre>curl -s -X POST http://HOST/tag -H 'content-type: application/json' -d '{{"text": "Museums preserve heritage", "top_n": 5}}'
-curl -s -X POST http://HOST/tag_file -F file=@report.pdf -F lang=fr -F hierarchy=true</pre>
+curl -s -X POST http://HOST/tag_file -F file=@report.pdf -F lang=fr -F hierarchy=true
+curl -s -X POST http://HOST/edu -H 'content-type: application/json' -d '{{"text": "Photosynthesis turns light into chemical energy..."}}'
+curl -s -X POST http://HOST/topics_batch -H 'content-type: application/json' -d '{{"texts": ["Wheat exports rose", "Net profit per share"], "top_k": 3}}'</pre>
 <h2>Endpoints</h2>
 <div id="endpoints">Reading /docs.json…</div>
 <script>

@@ -1,4 +1,6 @@
-"""HTTP service that tags documents with thesaurus concepts using the promoted (champion) model.
+"""The tagflow HTTP service: tags documents with thesaurus concepts using the promoted (champion)
+tagger, and answers for the other families from their champions (topics: services/topics_endpoints.py,
+educational value: services/edu_endpoints.py), so one service and one page serve a librarian.
 
     bentoml serve services.tagger_service:Tagger --host 127.0.0.1 --port 3000   # from the project root
 
@@ -8,69 +10,68 @@ Endpoints (POST, JSON in and out unless said otherwise):
   /tag_batch  {"texts": ["...", ...], ...} -> {"results": [{"keywords": [...]}, ...], "model", "gate"}
   /tag_file   multipart: file (text, HTML, PDF or DOCX) + the same optional fields -> as /tag, plus
               the extracted text's length
-  /info       {} -> which model version is loaded (or why none is), its gate verdict and card,
-              the queue and the request limits
+  /topics, /topics_batch, /topics_file   topics with probabilities and per-class thresholds
+  /edu, /edu_batch, /edu_file            educational value: score, int_score
+  /info       {} -> which tagger version is loaded (or why none is), its gate verdict and card,
+              the queue and the request limits; under `families`, the same for topics and edu
 GET /       the service's own docs page (no remote scripts); GET /ui the librarian page;
-GET /readyz 200 only while a champion is loaded. BentoML adds /livez, /healthz, /metrics, /docs.json.
+GET /readyz 200 only while the tagger's champion is loaded (and, if TAGFLOW_READY_FAMILIES names
+            them, e.g. "tagger,edu", those families' champions too). A family without a champion
+            leaves the others serving: its endpoints answer 503 naming why, /info says so.
+BentoML adds /livez, /healthz, /metrics, /docs.json.
 
-The model comes from the MLflow registry ($MLFLOW_TRACKING_URI): the version holding the
-`champion` alias of `unesco-tagger` (TAGFLOW_MODEL_NAME names another). Everything that shapes
-its answers comes from the model's own card, never from a params.yaml. The alias is followed both
-ways: every TAGFLOW_CHAMPION_RECHECK_SECONDS (default 5) a watcher thread looks at it, loads a new
-version off the request path and swaps it in (promotion or rollback; logged as "switched from vN
-to vM"). Every answer names the version and its gate verdict, so a plumbing-only model cannot pass
-for a measured one.
+The models come from the MLflow registry ($MLFLOW_TRACKING_URI): the version holding the
+`champion` alias of `unesco-tagger` (TAGFLOW_MODEL_NAME names another), `reuters-topics`
+(TAGFLOW_TOPICS_MODEL_NAME) and `fineweb-edu-multilingual` (TAGFLOW_EDU_MODEL_NAME). Everything
+that shapes their answers comes from each model's own card, never from a params.yaml. Each alias
+is followed both ways: every TAGFLOW_CHAMPION_RECHECK_SECONDS (default 5) a watcher thread per
+family looks at it, loads a new version off the request path and swaps it in (promotion or
+rollback; logged as "switched from vN to vM"). Every answer names the version and its gate
+verdict, so a plumbing-only model cannot pass for a measured one.
 
 At start (once, before workers), a registry that does not answer after
 TAGFLOW_REGISTRY_START_ATTEMPTS tries (default 3, 2 s apart) ends `bentoml serve` with one message
 and a non-zero status. A registry without a champion is fine: the service answers 503 (not ready)
 until one is promoted.
 
-Inference runs on one thread behind a bounded queue: concurrent requests with the same parameters
-share one model call (collected for TAGFLOW_BATCH_WAIT_MS, default 10, up to TAGFLOW_BATCH_TEXTS
-texts, default 8; a /tag_batch request is never split); with TAGFLOW_MAX_PENDING (default 8)
-requests queued or running, more are refused at once with 503 and Retry-After; a request waits at
-most TAGFLOW_REQUEST_TIMEOUT_SECONDS (default 120) and then gets 504.
+Inference runs on one thread per family behind a bounded queue: concurrent requests with the same
+parameters share one model call (collected for TAGFLOW_BATCH_WAIT_MS, default 10, up to
+TAGFLOW_BATCH_TEXTS texts for the tagger, default 8; TAGFLOW_TOPICS_BATCH_TEXTS and
+TAGFLOW_EDU_BATCH_TEXTS, default 32; a batch request is never split); with TAGFLOW_MAX_PENDING
+(default 8) requests of a family queued or running, more are refused at once with 503 and
+Retry-After; a request waits at most TAGFLOW_REQUEST_TIMEOUT_SECONDS (default 120) and then gets 504.
 """
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
-from pydantic import AfterValidator, BaseModel, Field, model_serializer
+from pydantic import BaseModel, Field, model_serializer
 from starlette.responses import JSONResponse
 
-from services.common import (BodySizeLimit, Busy, Batcher, Champion, StaticPages, busy,
-                             check_registry_in_child, error, model_name, recheck_seconds, too_large)
+from services.common import (MAX_BATCH_TEXTS, MAX_FILE_BYTES, MAX_TEXT_CHARS, BodySizeLimit, Family, ModelRef,
+                             StaticPages, Text, Texts, UploadedFile, check_registry_in_child,
+                             families_from_env, model_name, read_upload)
+from services.edu_endpoints import EduEndpoints, edu_family
 from services.pages import docs_page, librarian_page
+from services.topics_endpoints import TopicsEndpoints, topics_family
 from tagflow.tagger.config import RegistryConfig
 
-MAX_TEXT_CHARS = 200_000      # per request: one text, or all texts of a batch together
 MAX_TOP_N = 50
-MAX_BATCH_TEXTS = 32
 # The raw body is refused before it is parsed. JSON can spend up to 12 bytes on one character
 # (an escaped surrogate pair), so 4 MiB admits any body whose text is within MAX_TEXT_CHARS.
 MAX_BODY_BYTES = 4 * 1024 * 1024
-MAX_FILE_BYTES = 20 * 1024 * 1024     # an uploaded PDF or DOCX (its text: MAX_TEXT_CHARS)
 MAX_PENDING = int(os.environ.get("TAGFLOW_MAX_PENDING", "8"))
 REQUEST_TIMEOUT = float(os.environ.get("TAGFLOW_REQUEST_TIMEOUT_SECONDS", "120"))
 BATCH_WAIT = float(os.environ.get("TAGFLOW_BATCH_WAIT_MS", "10")) / 1000
 BATCH_TEXTS = int(os.environ.get("TAGFLOW_BATCH_TEXTS", "8"))    # texts per model call, across requests
 MODEL_NAME = model_name("TAGFLOW_MODEL_NAME", RegistryConfig.model_name)
+# What /readyz waits for: by default the tagger's champion only (topics and edu say in /info
+# whether they are in service, and answer 503 while they are not).
+READY_FAMILIES = families_from_env("TAGFLOW_READY_FAMILIES", "tagger", ("tagger", "topics", "edu"))
+QUEUE = {"max_pending": MAX_PENDING, "batch_wait": BATCH_WAIT, "timeout": REQUEST_TIMEOUT}
 
-
-def _not_blank(text: str) -> str:
-    if not text.strip():
-        raise ValueError("text is empty or only whitespace; send the document's text")
-    return text
-
-
-Text = Annotated[str, Field(strict=True, description=f"document text, at most {MAX_TEXT_CHARS:,} characters"),
-                 AfterValidator(_not_blank)]
 TopN = Annotated[int, Field(strict=True, ge=1, le=MAX_TOP_N,
                             description="concepts to return (default: the model's own top_n)")]
 FormTopN = Annotated[int, Field(ge=1, le=MAX_TOP_N, description="concepts to return (default: the model's own)")]
@@ -101,11 +102,6 @@ class ConceptOut(BaseModel):
             if data.get(key) is None:
                 data.pop(key, None)
         return data
-
-
-class ModelRef(BaseModel):
-    name: str
-    version: str
 
 
 class TagResponse(BaseModel):
@@ -147,49 +143,35 @@ def micro_thesaurus(th: Any, uri: str) -> Node | None:
 
 
 @bentoml.service(name="tagger", traffic={"timeout": REQUEST_TIMEOUT + 30})
-class Tagger:
+class Tagger(TopicsEndpoints, EduEndpoints):
     @bentoml.on_deployment
     def _registry_answers() -> None:
         """Runs once in the serve process before any worker: fail fast on a dead registry."""
         check_registry_in_child(MODEL_NAME)
 
     def __init__(self) -> None:
-        self.champion = Champion(MODEL_NAME, recheck_seconds())
-        self.champion.check_once()            # at once, so a champion is ready when /readyz is
-        self.champion.start()
-        self.batcher = Batcher(MAX_PENDING, BATCH_TEXTS, BATCH_WAIT)
+        self.tagger = Family("tagger", MODEL_NAME, batch_texts=BATCH_TEXTS, **QUEUE)
+        self.families = {"tagger": self.tagger, "topics": topics_family(QUEUE), "edu": edu_family(QUEUE)}
+        for family in self.families.values():
+            family.start()
 
     @bentoml.on_shutdown
     def _stop(self) -> None:
-        self.champion.stop()
-        self.batcher.stop()
+        for family in self.families.values():
+            family.stop()
 
     async def __is_ready__(self) -> bool:
-        return self.champion.ready
+        return all(self.families[name].ready for name in READY_FAMILIES)
 
     async def _predict(self, texts: list[str], top_n: int | None, refine: str | None, lang: str | None,
                        hierarchy: bool) -> tuple[Any, list[list[ConceptOut]]] | JSONResponse:
-        loaded = self.champion.current          # one version for the whole request
-        if loaded is None:
-            return error(503, self.champion.missing_reason or "no champion model is loaded")
         # What the request leaves out, the model decides (its card's settings), exactly as
         # evaluation measured it.
         params = {k: v for k, v in {"top_n": top_n, "refine": refine, "lang": lang}.items() if v is not None}
-        try:
-            future = self.batcher.submit(loaded.model, texts, params)
-        except Busy as exc:
-            return busy(exc)
-        try:
-            rows = await asyncio.wait_for(asyncio.wrap_future(future), REQUEST_TIMEOUT)
-        except (asyncio.TimeoutError, concurrent.futures.CancelledError):
-            future.cancel()                     # still queued: it is dropped; running: discarded
-            return error(504, f"no answer within {REQUEST_TIMEOUT:g} seconds; the service is "
-                              "overloaded or the document is very long (send a shorter text)")
-        except Exception as exc:
-            from tagflow.core.errors import TagflowError
-            if isinstance(exc, TagflowError):
-                return error(400, str(exc))
-            raise
+        result = await self.tagger.predict(texts, params)
+        if isinstance(result, JSONResponse):
+            return result
+        loaded, rows = result
         label_lang = lang or (loaded.card.get("infer") or {}).get("label_lang") or "en"
         th = loaded.thesaurus if hierarchy else None
         return loaded, [[self._concept(k, th, label_lang) for k in list(row)[:top_n or MAX_TOP_N]]
@@ -204,17 +186,13 @@ class Tagger:
         return concept
 
     async def _answer(self, texts: list[str], top_n, refine, lang, hierarchy: bool, respond):
-        """The size check, the prediction and the response built by `respond(keywords, identity)`:
-        identity names the version that answered and its gate verdict."""
-        total = sum(len(t) for t in texts)
-        if total > MAX_TEXT_CHARS:
-            return too_large(total, MAX_TEXT_CHARS)
+        """The prediction and the response built by `respond(keywords, identity)`: identity names
+        the version that answered and its gate verdict."""
         result = await self._predict(texts, top_n, refine, lang, hierarchy)
         if isinstance(result, JSONResponse):
             return result
         loaded, keywords = result
-        return respond(keywords, {"model": ModelRef(name=self.champion.model_name, version=loaded.version),
-                                  "gate": loaded.gate})
+        return respond(keywords, self.tagger.identity(loaded))
 
     @bentoml.api(route="/tag")
     async def tag(self, text: Text, top_n: TopN | None = None, refine: Refine | None = None,
@@ -226,27 +204,17 @@ class Tagger:
                                   lambda keywords, identity: TagResponse(keywords=keywords[0], **identity))
 
     @bentoml.api(route="/tag_file")
-    async def tag_file(self, file: Annotated[Path, Field(description="a text, HTML, PDF or DOCX file")],
-                       top_n: FormTopN | None = None, refine: Refine | None = None, lang: Lang | None = None,
-                       hierarchy: Hierarchy = False) -> FileTagResponse:
+    async def tag_file(self, file: UploadedFile, top_n: FormTopN | None = None, refine: Refine | None = None,
+                       lang: Lang | None = None, hierarchy: Hierarchy = False) -> FileTagResponse:
         """Keywords for an uploaded document (multipart/form-data): plain text, HTML, PDF or DOCX."""
-        from tagflow.core.documents import extract_text
-        from tagflow.core.errors import DataError
-
-        path = Path(file)
-        try:
-            # The upload arrives as a temporary file whose name ends with the original name.
-            text = await asyncio.to_thread(extract_text, path.read_bytes(), "upload" + path.suffix)
-        except DataError as exc:
-            return error(415 if "not read" in str(exc) else 400, str(exc))
-        finally:
-            path.unlink(missing_ok=True)
+        text = await read_upload(file)
+        if isinstance(text, JSONResponse):
+            return text
         return await self._answer([text], top_n, refine, lang, hierarchy, lambda keywords, identity:
                                   FileTagResponse(keywords=keywords[0], chars=len(text), **identity))
 
     @bentoml.api(route="/tag_batch")
-    async def tag_batch(self, texts: Annotated[list[Text], Field(min_length=1, max_length=MAX_BATCH_TEXTS)],
-                        top_n: TopN | None = None, refine: Refine | None = None,
+    async def tag_batch(self, texts: Texts, top_n: TopN | None = None, refine: Refine | None = None,
                         lang: Lang | None = None, hierarchy: Hierarchy = False) -> BatchResponse:
         """Keywords for several documents in one call (results in the order of `texts`)."""
         return await self._answer(texts, top_n, refine, lang, hierarchy, lambda keywords, identity:
@@ -254,17 +222,15 @@ class Tagger:
 
     @bentoml.api(route="/info")
     async def info(self) -> dict:
-        """Which model is served (version null while none is), its gate verdict and card, the
-        queue and the request limits. Never waits for inference."""
-        loaded = self.champion.current
+        """Which tagger model is served (version null while none is), its gate verdict and card,
+        the queue and the request limits; under `families`, the same for topics and edu. Never
+        waits for inference."""
+        loaded = self.tagger.champion.current
         return {
-            "model": {"name": self.champion.model_name, "version": loaded.version if loaded else None},
-            "gate": loaded.gate if loaded else None,
-            "card": loaded.card if loaded else {},
+            **self.tagger.info(),
             "hierarchy": bool(loaded and loaded.thesaurus is not None),
-            "ready": loaded is not None,
-            "reason": self.champion.missing_reason,
-            "queue": {"pending": self.batcher.pending, "max_pending": MAX_PENDING, **self.batcher.stats},
+            "families": {name: family.info() for name, family in self.families.items() if family is not self.tagger},
+            "ready_requires": list(READY_FAMILIES),
             "limits": {"max_text_chars": MAX_TEXT_CHARS, "max_top_n": MAX_TOP_N,
                        "max_batch_texts": MAX_BATCH_TEXTS, "max_body_bytes": MAX_BODY_BYTES,
                        "max_file_bytes": MAX_FILE_BYTES, "request_timeout_seconds": REQUEST_TIMEOUT},
@@ -273,5 +239,5 @@ class Tagger:
 
 Tagger.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES,
                            note=f"and {MAX_TEXT_CHARS:,} characters of text",
-                           per_path={"/tag_file": MAX_FILE_BYTES})
+                           per_path={path: MAX_FILE_BYTES for path in ("/tag_file", "/topics_file", "/edu_file")})
 Tagger.add_asgi_middleware(StaticPages, pages={"/": docs_page(), "/ui": librarian_page()})

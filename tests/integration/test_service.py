@@ -62,10 +62,20 @@ FAKE_TAGGER = textwrap.dedent('''
 GATE_TAGS = {"gate.decision": "promoted", "gate.metric": "f1_doc", "gate.value": "0.25", "gate.target": "0.0"}
 
 
+TOPICS_GATE = {"gate.decision": "promoted", "gate.metric": "validation/micro_f1_tuned", "gate.value": "0.91",
+               "gate.target": "0.8"}
+EDU_GATE = {"gate.decision": "promoted", "gate.metric": "val/spearman_within", "gate.value": "0.52",
+            "gate.target": "0.3"}
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, tiny_ttl) -> dict:
     """A sqlite store with `fake-tagger` v1 as champion (gate tags of a plumbing-only gate),
-    `late-tagger` v1 and v2 not promoted yet, and `busy-tagger` v1 as champion."""
+    `late-tagger` v1 and v2 not promoted yet, and `busy-tagger` v1 as champion; a tiny topic
+    classifier and a tiny edu scorer (tests/family_models.py) as `fake-topics` v1 and `fake-edu`
+    v1, champions with measured gates, and as `late-topics` v1 and v2, not promoted yet."""
+    from tests.family_models import log_family_models
+
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
@@ -86,12 +96,17 @@ def registry(tmp_path_factory, tiny_ttl) -> dict:
         with mlflow.start_run(experiment_id=experiment):
             info = mlflow.pyfunc.log_model(name="tagger", python_model=str(code), signature=signature,
                                            artifacts={"concepts": str(concepts)}, pip_requirements=[])
+            families = log_family_models(root)
         client = mlflow.MlflowClient()
-        for name in ("fake-tagger", "busy-tagger"):
-            mlflow.register_model(info.model_uri, name, tags=GATE_TAGS)
+        for name, model_uri, tags in [("fake-tagger", info.model_uri, GATE_TAGS),
+                                      ("busy-tagger", info.model_uri, GATE_TAGS),
+                                      ("fake-topics", families["topics"], TOPICS_GATE),
+                                      ("fake-edu", families["edu"], EDU_GATE)]:
+            mlflow.register_model(model_uri, name, tags=tags)
             client.set_registered_model_alias(name, "champion", "1")
         for _ in range(2):
             mlflow.register_model(info.model_uri, "late-tagger")
+            mlflow.register_model(families["topics"], "late-topics")
     finally:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
@@ -149,11 +164,14 @@ def servers(registry, free_port, server_process) -> dict[str, Server]:
     with a short queue (3) and a short request timeout (6 s)."""
     started: dict[str, Server] = {}
     try:
-        for name in ("fake-tagger", "late-tagger"):
-            started[name] = Server(registry, name, free_port(), server_process)
+        started["fake-tagger"] = Server(registry, "fake-tagger", free_port(), server_process,
+                                        TAGFLOW_TOPICS_MODEL_NAME="fake-topics", TAGFLOW_EDU_MODEL_NAME="fake-edu")
+        started["late-tagger"] = Server(registry, "late-tagger", free_port(), server_process,
+                                        TAGFLOW_TOPICS_MODEL_NAME="late-topics", TAGFLOW_EDU_MODEL_NAME="late-edu")
         started["busy-tagger"] = Server(registry, "busy-tagger", free_port(), server_process,
                                         TAGFLOW_MAX_PENDING="3", TAGFLOW_REQUEST_TIMEOUT_SECONDS="6",
-                                        TAGFLOW_BATCH_WAIT_MS="50")
+                                        TAGFLOW_BATCH_WAIT_MS="50", TAGFLOW_TOPICS_MODEL_NAME="fake-topics",
+                                        TAGFLOW_EDU_MODEL_NAME="busy-edu")
         for server in started.values():
             server.wait_up()
         started["fake-tagger"].wait_ready()
@@ -321,6 +339,152 @@ def test_without_champion_not_ready_then_the_alias_is_followed_both_ways(registr
     assert "switched from v1 to v2 (promotion)" in log and "switched from v2 to v1 (rollback)" in log
 
 
+# ---------------------------------------------------------------- topics and educational value
+
+GRAIN = "Wheat and corn: the harvest reached 3 million tonnes, grain export bushels rose."
+EARNINGS = "Net profit per share rose this qtr; the dividend and revenues beat earnings forecasts."
+
+
+def local_topics(registry, texts: list[str], top_k: int = 5) -> list[dict]:
+    """What the evaluation's inference code says about `texts`, from the registered files."""
+    from tagflow.topics.inference import load_local
+
+    root = registry["root"]
+    return load_local(root / "topics-svm", root / "topics-thresholds.json").predict(texts, top_k)
+
+
+def local_edu(registry, texts: list[str]) -> list[tuple[float, int]]:
+    from tagflow.edu.model import EduScorer
+
+    scores, ints = EduScorer.load(registry["root"] / "edu-model").score(texts)
+    return list(zip(scores.tolist(), ints.tolist()))
+
+
+def test_topics_of_one_document_and_a_batch_are_the_evaluations_answers(server, registry):
+    resp = server.post("/topics", {"text": GRAIN})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    [expected] = local_topics(registry, [GRAIN])
+    assert body["topics"] == expected["topics"] == ["grain"]
+    assert body["probabilities"] == expected["probabilities"] and len(body["probabilities"]) == 4
+    # the per-class thresholds that decided, for every label shown (grain's was tuned to 0.35)
+    assert body["thresholds"] == {"grain": 0.35, "acq": 0.5, "crude": 0.5, "earn": 0.5}
+    assert body["model"] == {"name": "fake-topics", "version": "1"}
+    assert body["gate"]["metric"] == "validation/micro_f1_tuned" and body["gate"]["note"] is None
+
+    texts = [EARNINGS, GRAIN, "nothing of the sort"]
+    batch = server.post("/topics_batch", {"texts": texts, "top_k": 1})
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    expected = local_topics(registry, texts, 1)
+    assert [r["topics"] for r in results] == [e["topics"] for e in expected]
+    assert [r["probabilities"] for r in results] == [e["probabilities"] for e in expected]
+    assert results[0]["topics"] == ["earn"] and results[1]["topics"] == ["grain"]
+    assert results[0]["probabilities"].keys() == {"earn"}          # top_k 1: the chosen topic only
+    assert batch.json()["model"]["version"] == "1"
+
+
+def test_edu_score_of_one_page_and_a_batch_are_the_evaluations_scores(server, registry):
+    from tests.edu_pages import advert, educational
+
+    texts = [educational(3), advert(5), educational(8)]
+    expected = local_edu(registry, texts)
+    resp = server.post("/edu", {"text": texts[0]})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["score"] == pytest.approx(expected[0][0], abs=1e-5) and body["int_score"] == expected[0][1]
+    assert body["model"] == {"name": "fake-edu", "version": "1"}
+    assert body["gate"]["metric"] == "val/spearman_within" and body["gate"]["value"] == 0.52
+
+    batch = server.post("/edu_batch", {"texts": texts})
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    assert [r["score"] for r in results] == pytest.approx([e[0] for e in expected], abs=1e-5)
+    assert [r["int_score"] for r in results] == [e[1] for e in expected]
+    assert all(r["int_score"] == round(min(5.0, max(0.0, r["score"]))) for r in results)
+
+
+def test_topics_and_edu_of_an_uploaded_file(server, registry):
+    pdf = make_pdf(["Wheat and corn: the harvest reached 3 million tonnes,", "grain export bushels rose."])
+    topics = server.post("/topics_file", files={"file": ("wheat.pdf", pdf, "application/pdf")}, data={"top_k": "2"})
+    assert topics.status_code == 200, topics.text
+    assert topics.json()["topics"] == ["grain"] and len(topics.json()["probabilities"]) == 2
+    assert topics.json()["chars"] > 40 and topics.json()["model"]["name"] == "fake-topics"
+    edu = server.post("/edu_file", files={"file": ("page.html", b"<p>Lesson: how fractions work</p>", "text/html")})
+    assert edu.status_code == 200, edu.text
+    [(score, _)] = local_edu(registry, ["Lesson: how fractions work"])
+    assert edu.json()["score"] == pytest.approx(score, abs=1e-5) and edu.json()["chars"] == 26
+    bad = server.post("/edu_file", files={"file": ("old.doc", b"\xd0\xcf\x11\xe0 word", "application/msword")})
+    assert bad.status_code == 415 and "old Word .doc files are not read" in bad.json()["error"]
+
+
+@pytest.mark.parametrize("route, payload, expected", [
+    ("/edu", {"text": " "}, "empty"),
+    ("/edu", {}, "required"),
+    ("/edu_batch", {"texts": []}, "at least 1"),
+    ("/topics", {"text": "wheat", "top_k": 0}, "greater than or equal to 1"),
+    ("/topics_batch", {"texts": ["wheat"] * 33}, "at most 32"),
+])
+def test_invalid_topics_and_edu_requests_get_400(server, route, payload, expected):
+    resp = server.post(route, payload)
+    assert resp.status_code == 400 and expected in resp.text, resp.text
+
+
+def test_info_says_which_families_are_in_service(server, servers):
+    families = server.info()["families"]
+    assert families["topics"]["model"] == {"name": "fake-topics", "version": "1"} and families["topics"]["ready"]
+    assert families["edu"]["ready"] and families["edu"]["card"]["head"]["kind"] == "ridge"
+    late = servers["late-tagger"].info()["families"]
+    assert late["edu"] == late["edu"] | {"ready": False, "model": {"name": "late-edu", "version": None}}
+    assert "is not registered" in late["edu"]["reason"]
+
+
+def test_a_family_without_champion_answers_503_and_the_tagger_serves_on(servers):
+    server = servers["busy-tagger"]                 # tagger and topics served, edu has no champion
+    resp = server.post("/edu", {"text": "Lesson: fractions"})
+    assert resp.status_code == 503, resp.text
+    assert "no edu model in service (busy-edu)" in resp.json()["error"] and "promote" in resp.json()["error"]
+    assert server.post("/edu_batch", {"texts": ["a", "b"]}).status_code == 503
+    # ready means the tagger's champion is loaded (TAGFLOW_READY_FAMILIES: tagger), and it is
+    assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+    assert server.info()["ready_requires"] == ["tagger"]
+    assert server.post("/tag", {"text": "museum"}).status_code == 200
+    assert server.post("/topics", {"text": GRAIN}).json()["topics"] == ["grain"]
+
+
+def test_topics_do_not_wait_behind_a_slow_tagger(servers):
+    server = servers["busy-tagger"]
+    slow = threading.Thread(target=server.post, args=("/tag", {"text": "museum sleep:3"}))
+    slow.start()
+    server.wait_until(lambda i: i["queue"]["pending"] == 1, "the slow tagger request is running")
+    resp = server.post("/topics", {"text": GRAIN})
+    still = server.info()["queue"]["pending"]       # the tagger's queue: its own inference thread
+    slow.join()
+    assert resp.status_code == 200 and resp.json()["topics"] == ["grain"]
+    assert still == 1, "the topics answer waited for the tagger"
+
+
+def test_topics_follow_their_champion_alias_both_ways(registry, servers):
+    from tagflow.core import registry as reg
+
+    server = servers["late-tagger"]
+    resp = server.post("/topics", {"text": GRAIN})
+    assert resp.status_code == 503 and "'late-topics' has no champion" in resp.json()["error"], resp.text
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", registry["uri"])
+        reg.promote("late-topics", "1", who="test", why="first topics champion")
+        server.wait_until(lambda i: i["families"]["topics"]["ready"], "topics v1 loaded after promotion")
+        body = server.post("/topics", {"text": GRAIN}).json()
+        assert body["topics"] == ["grain"] and body["model"] == {"name": "late-topics", "version": "1"}
+        assert body["gate"]["promoted_by_hand"]["why"] == "first topics champion"
+        reg.promote("late-topics", "2", who="test", why="a newer one")
+        server.wait_until(lambda i: i["families"]["topics"]["model"]["version"] == "2", "topics v2 after promotion")
+        assert server.post("/topics_batch", {"texts": [GRAIN]}).json()["model"]["version"] == "2"
+        reg.rollback("late-topics", who="test", why="regression")
+        server.wait_until(lambda i: i["families"]["topics"]["model"]["version"] == "1", "topics v1 after rollback")
+        assert server.post("/topics", {"text": GRAIN}).json()["model"]["version"] == "1"
+
+
 # ---------------------------------------------------------------- documents in
 
 
@@ -403,8 +567,12 @@ def test_librarian_page_tags_a_pasted_text_and_an_uploaded_file(server, browser)
     model = page.locator("#model")
     model.filter(has_text="fake-tagger v1").wait_for()
     assert "plumbing-only" in model.inner_text()
+    page.locator("#model-edu").filter(has_text="fake-edu v1").wait_for()
+    assert "gate promoted: val/spearman_within 0.52 (target 0.3)" in page.inner_text("#model-edu")
+    assert "fake-topics v1 · gate promoted: validation/micro_f1_tuned 0.91" in page.inner_text("#model-topics")
 
-    page.fill("#text", "The museum reopened; universities and teachers met.")
+    text = "The museum reopened; universities and teachers met. Wheat and corn harvest tonnes rose."
+    page.fill("#text", text)
     page.select_option("#lang", "fr")
     page.select_option("#refine", "none")
     page.click("#tag-text")
@@ -414,6 +582,15 @@ def test_librarian_page_tags_a_pasted_text_and_an_uploaded_file(server, browser)
     universities = rows[2]
     assert universities[3] == "Éducation › Enseignement supérieur" and universities[4] == "Education systems"
     assert universities[5] == "http://example.org/thes/c3" and universities[2] == "0.500"
+    # next to the concepts: the document's educational value and topics, as the endpoints say
+    edu, topics = server.post("/edu", {"text": text}).json(), server.post("/topics", {"text": text}).json()
+    page.locator("#edu-score").wait_for()
+    assert page.inner_text("#edu-score") == f"{edu['score']:.2f}"
+    assert f"({edu['int_score']} of 5) · fake-edu v1" in page.inner_text("#edu-out")
+    page.locator("#topics-out .topic").first.wait_for()
+    assert [c.inner_text().split()[0] for c in page.locator("#topics-out .topic.chosen").all()] == topics["topics"] == ["grain"]
+    chips = {c.inner_text().split()[0]: c.inner_text().split()[1] for c in page.locator("#topics-out .topic").all()}
+    assert chips == {label: f"{p:.2f}" for label, p in topics["probabilities"].items()}
 
     page.click("#copy-csv")
     csv = page.input_value("#export").splitlines()
@@ -423,12 +600,20 @@ def test_librarian_page_tags_a_pasted_text_and_an_uploaded_file(server, browser)
     exported = json.loads(page.input_value("#export"))
     assert [k["uri"] for k in exported["keywords"]] == [C8, "http://example.org/thes/c5", "http://example.org/thes/c3"]
     assert exported["model"] == {"name": "fake-tagger", "version": "1"}
+    assert exported["edu"]["score"] == edu["score"] and exported["topics"]["topics"] == ["grain"]
 
-    page.set_input_files("#file", files=[{"name": "report.pdf", "mimeType": "application/pdf",
-                                          "buffer": make_pdf(["Teachers of the region met."])}])
+    report = make_pdf(["Teachers of the region met."])
+    page.set_input_files("#file", files=[{"name": "report.pdf", "mimeType": "application/pdf", "buffer": report}])
     page.click("#tag-file")
     page.locator("#status").filter(has_text="characters read from the file").wait_for()
     assert [tr.locator("td").nth(1).inner_text() for tr in page.locator("tr.concept").all()] == ["Teachers"]
+    # the file's educational value and topics too (the PDF's text, not the pasted one)
+    edu = server.post("/edu_file", files={"file": ("report.pdf", report, "application/pdf")}).json()
+    topics = server.post("/topics_file", files={"file": ("report.pdf", report, "application/pdf")}).json()
+    page.locator("#edu-score").wait_for()
+    assert page.inner_text("#edu-score") == f"{edu['score']:.2f}"
+    page.locator("#topics-out .topic").first.wait_for()
+    assert [c.inner_text().split()[0] for c in page.locator("#topics-out .topic.chosen").all()] == topics["topics"]
 
     page.set_input_files("#file", files=[{"name": "old.doc", "mimeType": "application/msword",
                                           "buffer": b"\xd0\xcf\x11\xe0 word"}])
@@ -437,6 +622,20 @@ def test_librarian_page_tags_a_pasted_text_and_an_uploaded_file(server, browser)
     page.goto(f"{server.url}/")                     # the docs page renders the endpoints itself
     page.locator("h3", has_text="POST /tag_file").wait_for()
     assert elsewhere == []
+    page.close()
+
+
+def test_librarian_page_greys_out_families_without_champion(servers, browser):
+    server = servers["late-tagger"]                 # late-edu is not registered at all
+    page = browser.new_page()
+    page.goto(f"{server.url}/ui")
+    edu = page.locator("#model-edu.unavailable")
+    edu.wait_for()
+    assert "not available" in edu.inner_text() and "'late-edu' is not registered" in edu.inner_text()
+    page.fill("#text", "A lesson on fractions.")
+    page.click("#tag-text")
+    page.locator("#edu-out.unavailable").filter(has_text="no edu model in service").wait_for()
+    assert page.locator("#edu-score").count() == 0
     page.close()
 
 
