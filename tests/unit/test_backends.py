@@ -22,7 +22,7 @@ def test_llm_is_registered():
 
 
 def test_unknown_backend():
-    with pytest.raises(ConfigError, match=r"unknown tagger backend 'nope'; known: \['embedding', 'ensemble', 'lexical', 'llm', 'route'\]"):
+    with pytest.raises(ConfigError, match=r"unknown tagger backend 'nope'; known: \['embedding', 'ensemble', 'lexical', 'llm', 'rerank', 'route'\]"):
         backends.get_backend("nope")
 
 

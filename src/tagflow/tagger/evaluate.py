@@ -67,6 +67,14 @@ def load_dev_set(folder: str | Path) -> list[dict]:
     return [row for f in files for row in read_jsonl(f)]
 
 
+def check_not_trained_on(backend, documents: list[dict], where: str) -> None:
+    """Refuse to score a backend on documents it learned from (its F1 there would be inflated)."""
+    seen = backend.training_ids() & {str(d.get("id")) for d in documents}
+    if seen:
+        raise DataError(f"{where}: {len(seen)} of its documents (e.g. {sorted(seen)[0]}) trained the "
+                        f"{backend.name} backend's scorer; evaluate on other documents or train it on others")
+
+
 def run(cfg: "Config") -> dict:
     """Stage `tagger_evaluate`: the configured split, scored; metrics into the training run."""
     import mlflow
@@ -80,7 +88,9 @@ def run(cfg: "Config") -> dict:
     tagger = load_tagger(cfg)
     metrics, predictions = evaluate(tagger, load_split(paths.SFT_DIR, c.evaluate.split))
     if c.evaluate.dev_set:  # the honest figure: hand-indexed documents, never trained on
-        dev_metrics, dev_predictions = evaluate(tagger, load_dev_set(c.evaluate.dev_set))
+        dev = load_dev_set(c.evaluate.dev_set)
+        check_not_trained_on(tagger.backend, dev, c.evaluate.dev_set)
+        dev_metrics, dev_predictions = evaluate(tagger, dev)
         metrics |= {f"dev/{k}": v for k, v in dev_metrics.items()}
     else:
         dev_predictions = []  # the stage's output exists either way (DVC tracks it)

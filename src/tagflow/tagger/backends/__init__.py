@@ -24,6 +24,7 @@ _BACKENDS = {
     "embedding": "embedding:EmbeddingBackend",  # sentence encoder over concept descriptions
     "ensemble": "ensemble:EnsembleBackend",  # weighted fusion of other backends
     "route": "route:RouteBackend",        # each chunk to the member configured for its language
+    "rerank": "rerank:RerankBackend",     # retrieval candidates reordered by a learned scorer
 }
 
 

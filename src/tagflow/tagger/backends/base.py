@@ -97,3 +97,8 @@ class TaggerBackend(ABC):
     def describe(self) -> dict:
         """What the model card records about this backend (beyond its parameters)."""
         return {}
+
+    def training_ids(self) -> frozenset[str]:
+        """Ids of hand-indexed documents this backend learned from: the evaluation refuses a dev
+        set that shares any (synthetic training documents are never evaluation documents)."""
+        return frozenset()

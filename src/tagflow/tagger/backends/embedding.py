@@ -123,18 +123,26 @@ class EmbeddingBackend(TaggerBackend):
         from ...core.encoders import load_encoder
         self.encoder = load_encoder(self.params["encoder"])
 
-    def scores(self, chunks: list[str]) -> np.ndarray:
-        """(chunks, concepts) cosine: the best over the concept's descriptions and the chunk's windows."""
+    def window_scores(self, chunks: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Per chunk a (windows, concepts) cosine matrix (a concept's best description per
+        window), and (chunks, concepts) cosines of each chunk's mean window vector. All windows of
+        all chunks go through the encoder in one batch."""
         from ...core.encoders import embed
 
         pieces = [windows(c, self.params["window_chars"]) for c in chunks]
-        flat = [p for ps in pieces for p in ps]
-        owner = np.repeat(np.arange(len(chunks)), [len(ps) for ps in pieces])
-        queries = embed(self.encoder, flat, self.params["batch_size"], self.params["query_prefix"])
+        bounds = np.cumsum([0] + [len(ps) for ps in pieces])
+        queries = embed(self.encoder, [p for ps in pieces for p in ps], self.params["batch_size"],
+                        self.params["query_prefix"])
         per_window = np.maximum.reduceat(queries @ self.vectors.T, self.starts, axis=1)
-        out = np.full((len(chunks), len(self.uris)), -1.0, dtype=np.float32)
-        np.maximum.at(out, owner, per_window)
-        return out
+        means = np.stack([queries[a:b].mean(0) for a, b in zip(bounds[:-1], bounds[1:])])
+        means /= np.linalg.norm(means, axis=1, keepdims=True)
+        whole = np.maximum.reduceat(means @ self.vectors.T, self.starts, axis=1)
+        return [per_window[a:b] for a, b in zip(bounds[:-1], bounds[1:])], whole
+
+    def scores(self, chunks: list[str]) -> np.ndarray:
+        """(chunks, concepts) cosine: the best over the concept's descriptions and the chunk's windows."""
+        per_chunk, _ = self.window_scores(chunks)
+        return np.stack([m.max(0) for m in per_chunk]).astype(np.float32)
 
     def suggest(self, chunks: list[str]) -> list[ChunkSuggestions]:
         if not chunks or not len(self.uris):

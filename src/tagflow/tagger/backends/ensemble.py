@@ -72,6 +72,9 @@ class EnsembleBackend(TaggerBackend):
                                         [:self.params["limit"]]))
         return out
 
+    def training_ids(self) -> frozenset[str]:
+        return frozenset().union(*(m.training_ids() for m in self.members))
+
     def describe(self) -> dict:
         return {"members": [m.name for m in self.members], "weights": self.weights,
                 "min_score": self.min_score}

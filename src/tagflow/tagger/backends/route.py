@@ -73,6 +73,9 @@ class RouteBackend(TaggerBackend):
                 out[i] = result
         return out
 
+    def training_ids(self) -> frozenset[str]:
+        return frozenset().union(*(m.training_ids() for m in self.members.values()))
+
     def describe(self) -> dict:
         return {"routes": self.routes,
                 "members": {name: m.describe() for name, m in self.members.items()}}

@@ -1,0 +1,283 @@
+"""Learned reranking of retrieval candidates (Annif's MLLM idea, over several retrievers).
+
+Candidates for a chunk: each member retriever's top `candidates` concepts, plus every concept
+whose label occurs in the chunk (the lexical backend's stemmed label index). Features per
+candidate: for each member its best window cosine, the mean of its two best windows, the cosine
+of the chunk's mean vector, the share of windows ranking it in their top 20 and its log rank,
+plus the best cosines relative to the chunk's best candidate and standardised within the chunk
+(so a scorer learns "stands out here", not an encoder's absolute scale); label occurrences
+(count, first position, preferred label); depth and narrower count; and support from the chunk's
+strong candidates that are its ancestors, descendants, related concepts or share its
+micro-thesaurus. A logistic regression (standardised features, balanced classes) turns them into
+a probability; its coefficients are stored as JSON, so the scorer is portable and readable.
+
+Which documents teach the scorer matters more than the features. Trained on the synthetic
+split it learns that gold concepts are named in the text (true of the teacher's documents, not of
+real ones) and reranks worse than the retrievers alone; trained on a few dozen hand-indexed
+documents it lifts them (README, "Backends compared"). `train_set` names such a set: a folder of
+`*.jsonl` documents with `text` and gold `uris` (a library's own indexed records). The fit
+reports the scorer's out-of-fold F1 on its training set, and the evaluation refuses a dev set the
+scorer was trained on (its F1 would be inflated).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ...core.errors import ConfigError, DataError, ModelError
+from ..text import guess_language
+from .base import ChunkSuggestions, Suggestion, TaggerBackend
+
+STATE = "rerank.json"
+SCORER = "scorer.json"
+PER_MEMBER = ["max", "mean2", "whole", "top_share", "log_rank", "gap", "z"]
+SHARED = ["label_count", "label_first", "label_pref", "depth", "log_narrower",
+          "support_ancestors", "support_descendants", "support_related", "support_micro"]
+TOP_WINDOW = 20   # a window "ranks" a concept when it is among the window's 20 best
+SUPPORTERS = 20   # the chunk's strongest candidates, whose neighbours get support
+
+
+def _members(params: dict) -> list[str]:
+    from . import base_name
+
+    names = [m.strip() for m in params["members"].split(",") if m.strip()]
+    if not names or len(set(names)) != len(names) or any(base_name(n) != "embedding" for n in names):
+        raise ConfigError(f"backend rerank.members: one or more distinct embedding backends or variants "
+                          f"(e.g. 'embedding,embedding@multilingual'), got {params['members']!r}")
+    return names
+
+
+def feature_names(members: list[str]) -> list[str]:
+    return [f"{m}.{f}" for m in members for f in PER_MEMBER] + SHARED
+
+
+class Candidates:
+    """Member retrievers + label index: chunks -> (candidate URIs, feature matrix) per chunk."""
+
+    def __init__(self, members: dict, thesaurus, languages: list[str], per_member: int):
+        from .lexical import LabelIndex
+
+        self.members, self.th, self.per_member = members, thesaurus, per_member
+        self.labels = LabelIndex(thesaurus, languages)
+        self.column = {name: {str(u): i for i, u in enumerate(m.uris)} for name, m in members.items()}
+
+    def __call__(self, chunks: list[str]) -> list[tuple[list[str], np.ndarray]]:
+        views = {name: m.window_scores(chunks) for name, m in self.members.items()}
+        return [self._chunk(chunk, {n: (v[0][i], v[1][i]) for n, v in views.items()})
+                for i, chunk in enumerate(chunks)]
+
+    def _chunk(self, chunk: str, views: dict) -> tuple[list[str], np.ndarray]:
+        per_member, pool = {}, set()
+        for name, (windows, whole) in views.items():
+            best = windows.max(0)
+            top = np.argsort(-best)[:self.per_member]
+            uris = self.members[name].uris
+            pool.update(str(uris[i]) for i in top)
+            kth = np.sort(windows, axis=1)[:, -min(TOP_WINDOW, windows.shape[1])][:, None]
+            second = np.sort(windows, axis=0)[-2:].mean(0) if len(windows) > 1 else best
+            per_member[name] = dict(max=best, mean2=second, whole=whole, top_share=(windows >= kth).mean(0),
+                                    rank={str(uris[i]): r for r, i in enumerate(top)},
+                                    gap_top=best.max(), mu=best[top].mean(), sd=best[top].std() + 1e-6)
+        found, n_words = self.labels.match(chunk, guess_language(chunk, self.labels.languages))
+        pool.update(found)
+        uris = sorted(u for u in pool if u in self.th)
+        rows = []
+        for u in uris:
+            row = []
+            for name, f in per_member.items():
+                i = self.column[name].get(u)
+                best = float(f["max"][i]) if i is not None else 0.0
+                row += [best, float(f["mean2"][i]) if i is not None else 0.0,
+                        float(f["whole"][i]) if i is not None else 0.0,
+                        float(f["top_share"][i]) if i is not None else 0.0,
+                        math.log1p(f["rank"].get(u, self.per_member)),
+                        float(f["gap_top"]) - best, (best - float(f["mu"])) / float(f["sd"])]
+            occ = found.get(u)
+            row += [math.log1p(len(occ.positions)) if occ else 0.0,
+                    occ.positions[0] / max(n_words, 1) if occ else 1.0,
+                    float(occ.pref) if occ else 0.0,
+                    float(len(self.th.ancestors(u))), math.log1p(len(self.th.narrower.get(u, ())))]
+            rows.append(row)
+        X = np.array(rows, dtype=np.float64).reshape(len(uris), -1)
+        return uris, self._with_support(uris, X, len(per_member))
+
+    def _with_support(self, uris: list[str], X: np.ndarray, n_members: int) -> np.ndarray:
+        """Append how strongly the chunk's best candidates back each candidate through the graph."""
+        if not uris:
+            return np.zeros((0, n_members * len(PER_MEMBER) + len(SHARED)))
+        strength = X[:, [k * len(PER_MEMBER) for k in range(n_members)]].sum(1)  # summed best cosines
+        strong = [uris[i] for i in np.argsort(-strength)[:SUPPORTERS]]
+        weight = dict(zip(uris, strength))
+        support = []
+        for u in uris:
+            ancestors, related, micro = self.th.ancestors(u), set(self.th.related.get(u, ())), self.th.micro.get(u)
+            support.append([sum(weight[v] for v in strong if v in ancestors),
+                            sum(weight[v] for v in strong if u in self.th.ancestors(v)),
+                            sum(weight[v] for v in strong if v in related),
+                            sum(weight[v] for v in strong if v != u and self.th.micro.get(v) == micro) / SUPPORTERS])
+        return np.hstack([X, np.array(support)])
+
+
+class LinearScorer:
+    """A standardised logistic regression, kept as plain numbers."""
+
+    def __init__(self, state: dict):
+        self.state = state
+        self.mean, self.scale = np.array(state["mean"]), np.array(state["scale"])
+        self.coef, self.intercept = np.array(state["coef"]), float(state["intercept"])
+
+    @classmethod
+    def train(cls, X: np.ndarray, y: np.ndarray, C: float, features: list[str]) -> "LinearScorer":
+        from sklearn.linear_model import LogisticRegression
+
+        mean, scale = X.mean(0), X.std(0)
+        scale[scale == 0] = 1.0
+        model = LogisticRegression(C=C, class_weight="balanced", max_iter=5000).fit((X - mean) / scale, y)
+        return cls({"features": features, "mean": mean.tolist(), "scale": scale.tolist(),
+                    "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0])})
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(((X - self.mean) / self.scale) @ self.coef + self.intercept)))
+
+
+def load_train_set(spec: str) -> list[dict]:
+    """The hand-indexed documents named by `train_set` (a folder of *.jsonl or one .jsonl file)."""
+    from ...core.io import read_jsonl
+
+    path = Path(spec)
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path] if path.is_file() else []
+    docs = [row for f in files for row in read_jsonl(f)]
+    if not docs or any(not isinstance(d.get("text"), str) or not d.get("uris") for d in docs):
+        raise DataError(f"backend rerank.train_set: {spec!r} must be a .jsonl file or a folder of them, "
+                        f"every line with a `text` and gold `uris`")
+    return docs
+
+
+def f1_with_ci(golds: list[set], preds: list[list[str]]) -> list[float]:
+    """[doc-averaged F1, 95% bootstrap CI low, high]."""
+    from ..metrics import bootstrap_ci, prf
+
+    per_doc = [prf(set(p), g)[2] for g, p in zip(golds, preds)]
+    return [round(float(np.mean(per_doc)), 4), *(round(x, 4) for x in bootstrap_ci(per_doc))]
+
+
+def out_of_fold(doc_X: list, doc_uris: list, golds: list, C: float, features: list[str], thesaurus,
+                top_n: int, folds: int = 5, seed: int = 13) -> list[list[str]]:
+    """Each document ranked by a scorer trained on the other folds (the honest estimate of what the
+    scorer does on documents like its training set)."""
+    order = np.random.default_rng(seed).permutation(len(doc_X))
+    preds: list[list[str]] = [[] for _ in doc_X]
+    for k in range(folds):
+        held = set(order[k::folds].tolist())
+        train = [i for i in range(len(doc_X)) if i not in held and len(doc_X[i])]
+        X = np.vstack([doc_X[i] for i in train])
+        y = np.concatenate([[u in golds[i] for u in doc_uris[i]] for i in train])
+        scorer = LinearScorer.train(X, y, C, features)
+        for i in held:
+            if len(doc_X[i]):
+                ranked = [doc_uris[i][j] for j in np.argsort(-scorer(doc_X[i]))]
+                preds[i] = thesaurus.prune_hierarchy(ranked[:3 * top_n])[:top_n]
+    return preds
+
+
+class RerankBackend(TaggerBackend):
+    name = "rerank"
+    needs_fit = True
+    composite = True  # built with its members' parameters (see backends.make_backend)
+    DEFAULT_PARAMETERS = {
+        "members": "embedding,embedding@multilingual",  # retrievers whose cosines are features
+        "candidates": 40,        # each member's best concepts per chunk taken as candidates
+        "label_languages": "en,fr,es",  # labels matched in the text (candidates and features)
+        "train_set": "",         # hand-indexed *.jsonl to train the scorer on; "": the synthetic split
+        "C": 1.0,                # inverse regularisation of the logistic regression
+        "limit": 20,             # concepts returned per chunk
+        "min_score": 0.0,        # probability below which a concept is not returned
+    }
+
+    def __init__(self, params: dict, thesaurus, model_dir=None, member_params: dict | None = None):
+        super().__init__(params, thesaurus, model_dir)
+        if self.model_dir is None or not (self.model_dir / SCORER).exists():
+            raise ModelError(f"rerank: no fitted scorer in {self.model_dir} (run `tagflow tagger fit`)")
+        state = json.loads((self.model_dir / STATE).read_text())
+        self.candidates = self._candidates(state, thesaurus, self.model_dir)
+        scorer = json.loads((self.model_dir / SCORER).read_text())
+        self.scorer = LinearScorer(scorer)
+        self.trained_on = frozenset(scorer.get("trained_ids", []))
+
+    @staticmethod
+    def _candidates(state: dict, thesaurus, model_dir: Path) -> Candidates:
+        from . import get_backend
+        from .base import parse_languages
+
+        params = state["params"]
+        members = {name: get_backend(name)(state["member_params"][name], thesaurus, model_dir / name)
+                   for name in _members(params)}
+        langs = parse_languages(params["label_languages"], thesaurus.languages(), "backend rerank.label_languages")
+        return Candidates(members, thesaurus, langs, params["candidates"])
+
+    def suggest(self, chunks: list[str]) -> list[ChunkSuggestions]:
+        if not chunks:
+            return []
+        out = []
+        for uris, X in self.candidates(chunks):
+            probs = self.scorer(X) if len(uris) else np.zeros(0)
+            order = np.argsort(-probs, kind="stable")[:self.params["limit"]]
+            out.append(ChunkSuggestions([Suggestion(uris[i], float(probs[i])) for i in order
+                                         if probs[i] >= self.params["min_score"]]))
+        return out
+
+    def training_ids(self) -> frozenset[str]:
+        return self.trained_on
+
+    def describe(self) -> dict:
+        return {"members": {n: m.describe() for n, m in self.candidates.members.items()},
+                "scorer": "logistic regression", "trained_on_documents": len(self.trained_on)}
+
+    @classmethod
+    def fit(cls, params: dict, thesaurus, documents: list[dict], out_dir: Path,
+            member_params: dict | None = None, validation: list[dict] | None = None) -> dict:
+        from ...core.log import get_logger
+        from . import fit_members
+
+        log = get_logger("rerank")
+        params = cls.resolve_params(params, "rerank")
+        if params["candidates"] < 1 or params["C"] <= 0:
+            raise ConfigError("backend rerank: candidates must be at least 1 and C positive")
+        names = _members(params)
+        docs = load_train_set(params["train_set"]) if params["train_set"] else documents
+        if not docs:
+            raise DataError("backend rerank: no training documents for the scorer (synthetic split empty "
+                            "and no train_set)")
+        out_dir = Path(out_dir)
+        resolved, summaries = fit_members(names, member_params, thesaurus, documents, out_dir, validation)
+        state = {"params": params, "member_params": resolved}
+        (out_dir / STATE).write_text(json.dumps(state, indent=2))
+        candidates = cls._candidates(state, thesaurus, out_dir)
+        features = feature_names(names)
+        doc_uris, doc_X = [], []
+        for i, doc in enumerate(docs):
+            ((uris, X),) = candidates([doc["text"]])
+            doc_uris.append(uris)
+            doc_X.append(X)
+            if (i + 1) % 50 == 0:
+                log.info("rerank: candidate features for %d/%d documents", i + 1, len(docs))
+        golds = [set(d["uris"]) for d in docs]
+        top_n = 5
+        held_out = out_of_fold(doc_X, doc_uris, golds, params["C"], features, thesaurus, top_n)
+        first_member = [thesaurus.prune_hierarchy([u for u, _ in sorted(
+            zip(uris, X[:, 0]), key=lambda p: -p[1])][:3 * top_n])[:top_n] for uris, X in zip(doc_uris, doc_X)]
+        y = np.concatenate([[u in g for u in uris] for uris, g in zip(doc_uris, golds)])
+        scorer = LinearScorer.train(np.vstack(doc_X), y, params["C"], features)
+        trained_ids = sorted(str(d["id"]) for d in docs if "id" in d)
+        (out_dir / SCORER).write_text(json.dumps(scorer.state | {"trained_ids": trained_ids}, indent=2))
+        reachable = sum(len(g & set(u)) for g, u in zip(golds, doc_uris)) / max(sum(map(len, golds)), 1)
+        return {"members": summaries, "scorer_documents": len(docs),
+                "scorer_trained_on": params["train_set"] or "synthetic training split",
+                "candidates_per_document": round(float(np.mean([len(u) for u in doc_uris])), 1),
+                "gold_reachable": round(reachable, 4),
+                f"out_of_fold_f1_at_{top_n}": f1_with_ci(golds, held_out),
+                f"{names[0]}_alone_f1_at_{top_n}": f1_with_ci(golds, first_member),
+                "weights": dict(zip(features, np.round(scorer.coef, 3).tolist()))}
