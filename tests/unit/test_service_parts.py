@@ -126,3 +126,46 @@ def test_champion_follows_the_alias_and_keeps_serving_when_it_goes(monkeypatch, 
     alias["version"] = None                             # alias removed: keep serving, say so
     champion.check_once()
     assert champion.current.version == "1" and "the champion alias is gone; still serving v1" in caplog.text
+
+
+def test_a_family_answers_with_its_version_or_says_why_not():
+    """The edu model answers a DataFrame (one row per text); without a champion the family's
+    answer is a 503 naming the family, the model and why, and a too long text is a 413."""
+    import asyncio
+    import json
+
+    import pandas as pd
+
+    from services.common import MAX_TEXT_CHARS, Family
+
+    class Edu:
+        def predict(self, frame, params=None):
+            return pd.DataFrame({"score": [float(len(t)) for t in frame["text"]],
+                                 "int_score": [min(5, len(t)) for t in frame["text"]]})
+
+    family = Family("edu", "edu-model", max_pending=4, batch_texts=8, batch_wait=0.01, timeout=10)
+    try:
+        family.champion.missing_reason = "model 'edu-model' is not registered"
+        refused = asyncio.run(family.predict(["a page"], {}))
+        assert refused.status_code == 503
+        assert json.loads(refused.body)["error"] == ("no edu model in service (edu-model): "
+                                                     "model 'edu-model' is not registered")
+        family.champion.current = Loaded(model=Edu(), version="7", card={}, gate={"metric": "m"})
+        loaded, rows = asyncio.run(family.predict(["ab", "abcdefg"], {}))
+        assert rows == [{"score": 2.0, "int_score": 2}, {"score": 7.0, "int_score": 5}]
+        assert family.identity(loaded)["model"].version == "7" and family.info()["ready"] is True
+        assert asyncio.run(family.predict(["x" * (MAX_TEXT_CHARS + 1)], {})).status_code == 413
+    finally:
+        family.stop()
+
+
+def test_ready_families_are_checked_by_name(monkeypatch):
+    from services.common import families_from_env
+
+    known = ("tagger", "topics", "edu")
+    assert families_from_env("TAGFLOW_TEST_FAMILIES", "tagger", known) == ("tagger",)
+    monkeypatch.setenv("TAGFLOW_TEST_FAMILIES", " tagger, edu ")
+    assert families_from_env("TAGFLOW_TEST_FAMILIES", "tagger", known) == ("tagger", "edu")
+    monkeypatch.setenv("TAGFLOW_TEST_FAMILIES", "tagger,eduu")
+    with pytest.raises(SystemExit, match="TAGFLOW_TEST_FAMILIES: unknown family eduu; known: tagger, topics, edu"):
+        families_from_env("TAGFLOW_TEST_FAMILIES", "tagger", known)
