@@ -12,6 +12,9 @@ from ..core.errors import ConfigError
 DEFAULT_PROMPT = "Extract UNESCO Thesaurus keywords from this text:\n\n{text}"
 REFINEMENTS = ("none", "specific", "balanced", "broad")   # see tagger.pipeline.refine
 AGGREGATIONS = ("score", "frequency")                     # see tagger.pipeline.aggregate
+PAIR_MODES = ("keywords", "tags")                         # see tagger.tagmode
+# The semantic-tagging-with-IPO recipe's own task: free tags on any text (tagger.tagmode).
+TAGS_PROMPT = "Give at most three short tags for this text, as [tag1][tag2][tag3]:\n\n{text}"
 
 
 @dataclass
@@ -64,8 +67,30 @@ class SFTConfig:
 
 
 @dataclass
+class TagModeConfig:
+    """The recipe's tag mode (tagger.pairs.mode: tags): free tags on texts outside the thesaurus."""
+    prompt: str = param(TAGS_PROMPT, "the tag instruction; {text} is replaced by the text")
+    texts: str = param("data/reuters21578", "text source: a Reuters-21578 SGML folder (bodies), a CSV with a "
+                                            "`text` column (edu pages) or a JSONL file with a `text` field")
+    eval_texts: int = param(60, "texts held out for tagger_pref_evaluate (first by content hash); never paired")
+    max_text_chars: int = param(1500, "a text is cut to this many characters (at a word) before prompting")
+    max_tags: int = param(3, "a valid answer has 1..max_tags tags")
+    max_tag_words: int = param(3, "a valid tag has at most this many words")
+    max_tag_chars: int = param(30, "a valid tag has at most this many characters")
+
+    def __post_init__(self) -> None:
+        for key in ("max_tags", "max_tag_words", "max_tag_chars", "max_text_chars"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"tagger.pairs.tags.{key}: expected at least 1, got {getattr(self, key)}")
+        if "{text}" not in self.prompt:
+            raise ConfigError("tagger.pairs.tags.prompt: must contain {text}")
+
+
+@dataclass
 class PairsConfig:
     """Preference pairs sampled from the SFT model (stage tagger_pairs)."""
+    mode: str = param("keywords", "keywords (JSON keyword arrays on the synthetic split) | tags (the "
+                                  "recipe's [tag1][tag2][tag3] on the texts of `tags.texts`)")
     k: int = param(4, "generations sampled per training prompt (at least 2)")
     max_prompts: int = param(0, "sample for the first N training prompts only (0 = all)")
     temperature: float = param(1.0, "sampling temperature")
@@ -82,8 +107,11 @@ class PairsConfig:
     min_pairs: int = param(1, "contract: fewest pairs")
     include_gold: bool = param(False, "the split's reference answer is one more candidate (off-policy; the "
                                       "smoke profile's barely trained model rarely answers valid JSON)")
+    tags: TagModeConfig = field(default_factory=TagModeConfig)
 
     def __post_init__(self) -> None:
+        if self.mode not in PAIR_MODES:
+            raise ConfigError(f"tagger.pairs.mode: expected one of {list(PAIR_MODES)}, got {self.mode!r}")
         if self.k < 2:
             raise ConfigError(f"tagger.pairs.k: a pair needs at least 2 generations per prompt, got {self.k}")
         if not 0.0 <= self.format_share <= 1.0:

@@ -50,8 +50,11 @@ def train(cfg: IPOConfig, sft_dir: str | Path, pairs_path: str | Path, out_dir: 
     from ..core.models import load_causal_lm, pick_runtime
 
     meta = adapter_meta(sft_dir)
-    if meta.get("adapters") is not None:
+    if meta.get("adapters"):
         raise DataError(f"{sft_dir}: IPO goes on a plain SFT adapter dir, not a stacked one")
+    # a base-model dir (no adapters, prefeval.base_model_dir) is allowed: the policy is then the
+    # base model itself, as in the tag-mode measurement, and the saved stack is the IPO adapter alone
+    stack = STACK if meta.get("adapters") is None else STACK[1:]
     dataset = _dataset(pairs_path)
     runtime = pick_runtime(False)
     log.info("IPO over %s + SFT adapter on %s, %d pairs", meta["base_model"], runtime.describe(), len(dataset))
@@ -78,16 +81,17 @@ def train(cfg: IPOConfig, sft_dir: str | Path, pairs_path: str | Path, out_dir: 
             summary[f"last_{key.replace('/', '_')}"] = round(float(last[key]), 4)
     with atomic_path(out_dir, is_dir=True) as tmp:
         tmp.mkdir(parents=True, exist_ok=True)
-        sft_copy = tmp / STACK[0]
-        sft_copy.mkdir()
-        for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
-            if (Path(sft_dir) / name).exists():
-                shutil.copy2(Path(sft_dir) / name, sft_copy / name)
+        if STACK[0] in stack:
+            sft_copy = tmp / STACK[0]
+            sft_copy.mkdir()
+            for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+                if (Path(sft_dir) / name).exists():
+                    shutil.copy2(Path(sft_dir) / name, sft_copy / name)
         trainer.model.save_pretrained(tmp / STACK[1])
         tok.padding_side = "left"
         tok.save_pretrained(tmp)
         (tmp / ADAPTER_META).write_text(json.dumps(
-            {"base_model": meta["base_model"], "prompt": meta["prompt"], "adapters": STACK},
+            {"base_model": meta["base_model"], "prompt": meta["prompt"], "adapters": stack},
             indent=2, ensure_ascii=False) + "\n")
     shutil.rmtree(Path(out_dir).parent / ".ipo-work", ignore_errors=True)
     return summary

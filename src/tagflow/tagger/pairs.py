@@ -13,6 +13,10 @@ the same text count once. Then, per prompt:
   cut to the smaller one's size (`balance_margins`).
 On the semantic pairs two more signals are compared with the cosine: F1 of the answer's concepts
 against the gold concepts, and the share of its keywords that are thesaurus labels.
+
+In tag mode (`mode: tags`, tagger.tagmode) the prompts are the recipe's tag instruction over texts
+outside the thesaurus task, validity is tagmode.check_tags and the cosine is taken to the tags
+joined by commas; there is no gold answer and no thesaurus signal there.
 """
 from __future__ import annotations
 
@@ -58,6 +62,15 @@ def answer_keywords(raw: str, max_keywords: int) -> list[str] | None:
     if not all(isinstance(v, str) and v.strip() for v in value):
         return None
     return [v.strip() for v in value]
+
+
+def answer_parser(cfg: PairsConfig) -> Callable[[str], list[str] | None]:
+    """raw answer -> its keywords (or tags) when valid in the configured mode, else None."""
+    if cfg.mode == "tags":
+        from .tagmode import parse_tags
+
+        return lambda raw: parse_tags(raw, cfg.tags)
+    return lambda raw: answer_keywords(raw, cfg.max_keywords)
 
 
 def _keyset(c: Candidate) -> frozenset[str]:
@@ -230,12 +243,13 @@ def sample_answers(tok, model, rows: list[dict], cfg: PairsConfig) -> list[list[
 
 def score_candidates(rows: list[dict], answers: list[list[str]], cfg: PairsConfig, encoder) -> list[dict]:
     """Items for build_pairs: each answer parsed, valid ones with their tag-to-text cosine."""
+    parse = answer_parser(cfg)
     items, texts, keywords, slots = [], [], [], []
     for row, raws in zip(rows, answers):
-        cands = [Candidate(raw, answer_keywords(raw, cfg.max_keywords)) for raw in raws]
-        if cfg.include_gold:   # the reference answer competes too (off-policy; see PairsConfig)
-            gold = row["completion"][0]["content"]
-            cands.append(Candidate(gold, answer_keywords(gold, cfg.max_keywords), source="gold"))
+        cands = [Candidate(raw, parse(raw)) for raw in raws]
+        if cfg.include_gold and row.get("completion"):   # the reference answer competes too (off-policy;
+            gold = row["completion"][0]["content"]          # see PairsConfig); tag-mode texts have none
+            cands.append(Candidate(gold, parse(gold), source="gold"))
         for c in cands:
             if c.keywords is not None:
                 texts.append(row["text"])
@@ -303,6 +317,7 @@ def run(cfg: "Config") -> dict:
     from . import paths
     from .evaluate import load_split
     from .sft import load_adapter, no_adapter
+    from .tagmode import problem_counts, tag_rows, text_id
 
     c = cfg.tagger
     if not paths.uses_adapter(c.infer.backend):
@@ -310,13 +325,22 @@ def run(cfg: "Config") -> dict:
         write_jsonl(paths.PAIRS, [])
         write_json(paths.METRICS_PAIRS, stats)
         return stats
-    rows = load_split(paths.SFT_DIR, "train")
-    rows = rows[:c.pairs.max_prompts] if c.pairs.max_prompts > 0 else rows
+    if c.pairs.mode == "tags":
+        rows, resolve = tag_rows(c.pairs, "pairs"), None   # no gold, no thesaurus for free tags
+    else:
+        rows = load_split(paths.SFT_DIR, "train")
+        rows = rows[:c.pairs.max_prompts] if c.pairs.max_prompts > 0 else rows
+        resolve = Thesaurus.load(paths.CONCEPTS).resolve
     tok, model, _ = load_adapter(paths.ADAPTER_DIR)
     answers = sample_answers(tok, model, rows, c.pairs)
     del model
     items = score_candidates(rows, answers, c.pairs, load_encoder(c.pairs.encoder))
-    pairs, stats = build_pairs(items, c.pairs, Thesaurus.load(paths.CONCEPTS).resolve)
+    pairs, stats = build_pairs(items, c.pairs, resolve)
+    stats["mode"] = c.pairs.mode
+    if c.pairs.mode == "tags":   # why samples fail, and which texts were used (the source is no DVC dep)
+        stats["problems"] = problem_counts([a for raws in answers for a in raws], c.pairs.tags)
+        stats["texts"] = {"source": c.pairs.tags.texts, "count": len(rows),
+                          "digest": text_id("".join(r["id"] for r in rows))}
     report = check_pairs(pairs, c.pairs, Path(paths.CONTRACTS_DIR) / "pairs")   # raises on failure
     stats["contract"] = {"expectations": len(report.results), "failed": len(report.failures)}
     write_jsonl(paths.PAIRS, pairs)

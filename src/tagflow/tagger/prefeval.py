@@ -3,20 +3,26 @@ model and SFT+IPO. Each answers every document by free greedy generation with th
 measured are the format-valid rate (`pairs.answer_keywords`), the mean tag-to-text cosine of the
 valid answers with its standard error and a histogram, and the tagger metrics of the llm backend
 over each model (the same Tagger that evaluation and the service run). The SFT+IPO model's tagger
-metrics are also written in the shape of metrics/tagger.json, for its registration gate."""
+metrics are also written in the shape of metrics/tagger.json, for its registration gate.
+
+In tag mode (`tagger.pairs.mode: tags`) each model also answers the held-out tag-mode texts with the
+tag instruction (set `tags`: validity by tagmode.check_tags, cosine to the tags joined, and why
+answers failed); the histogram is then of that set, the recipe's own measurement."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import json
 import math
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..core.log import get_logger
-from .pairs import answer_keywords, tag_text_cosines
+from .pairs import answer_parser, tag_text_cosines
+from .tagmode import problem_counts, tag_rows
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -38,31 +44,44 @@ def base_model_dir(sft_dir: str | Path, out: Path) -> Path:
     return out
 
 
-def free_answers(model_dir: str | Path, texts: list[str], max_new_tokens: int, batch_size: int) -> list[str]:
-    """Greedy free generation with the prompt recorded in the model dir."""
+def free_answers(model_dir: str | Path, texts: list[str], max_new_tokens: int, batch_size: int,
+                 prompt: str | None = None) -> list[str]:
+    """Greedy free generation with `prompt`, by default the one recorded in the model dir."""
     from ..core.generation import generate_chat
     from .sft import load_adapter
 
     tok, model, meta = load_adapter(model_dir)
-    conversations = [[{"role": "user", "content": meta["prompt"].format(text=t)}] for t in texts]
+    conversations = [[{"role": "user", "content": (prompt or meta["prompt"]).format(text=t)}] for t in texts]
     return generate_chat(tok, model, conversations, max_new_tokens=max_new_tokens, batch_size=batch_size)
 
 
-def answer_quality(texts: list[str], answers: list[str], encoder, max_keywords: int,
+def answer_quality(texts: list[str], answers: list[str], encoder, parse: Callable[[str], list[str] | None],
                    window_chars: int) -> tuple[dict, list[float]]:
-    """(summary, cosines of the valid answers): valid rate, mean cosine, its standard error and
-    95% interval (normal approximation)."""
-    keywords = [answer_keywords(a, max_keywords) for a in answers]
+    """(summary, cosines of the valid answers): valid rate with its Wilson 95% interval, mean
+    cosine, its standard error and 95% interval (normal approximation). `parse` is the mode's
+    validity (pairs.answer_parser)."""
+    keywords = [parse(a) for a in answers]
     valid = [i for i, k in enumerate(keywords) if k is not None]
     cosines = tag_text_cosines(encoder, [texts[i] for i in valid], [keywords[i] for i in valid], window_chars)
     n = len(cosines)
     mean = float(np.mean(cosines)) if n else None
     se = float(np.std(cosines, ddof=1) / math.sqrt(n)) if n > 1 else None
     summary = {"documents": len(answers), "valid_rate": round(len(valid) / len(answers), 4) if answers else 0.0,
+               "valid_ci95": wilson(len(valid), len(answers)),
                "cosine_n": n, "cosine_mean": None if mean is None else round(mean, 4),
                "cosine_se": None if se is None else round(se, 4),
                "cosine_ci95": None if se is None else [round(mean - 1.96 * se, 4), round(mean + 1.96 * se, 4)]}
     return summary, cosines
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> list[float] | None:
+    """Wilson score interval of a rate (sound at 0% and 100%, where the normal one collapses)."""
+    if n == 0:
+        return None
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
 def histograms(cosines: dict[str, list[float]], bins: int) -> dict[str, list[dict]]:
@@ -99,11 +118,15 @@ def _plot_png(hists: dict[str, list[dict]], path: Path) -> bool:
 
 
 def compare(cfg: "Config", dirs: dict[str, str | Path], sets: dict[str, list[dict]], thesaurus, encoder):
-    """(report, cosines per model on the first set, test-split predictions per model)."""
+    """(report, cosines per model on the first set (the tags set in tag mode), test-split
+    predictions per model)."""
     from .evaluate import evaluate
     from .pipeline import Tagger
 
     c = cfg.tagger
+    parse = answer_parser(c.pairs)   # keyword sets are judged as keywords, the tags set as tags
+    keyword_parse = answer_parser(replace(c.pairs, mode="keywords"))
+    tag_rows_ = tag_rows(c.pairs, "eval") if c.pairs.mode == "tags" else []
     report: dict[str, dict] = {}
     first = next(iter(sets))
     cosines: dict[str, list[float]] = {}
@@ -113,9 +136,9 @@ def compare(cfg: "Config", dirs: dict[str, str | Path], sets: dict[str, list[dic
         for set_name, rows in sets.items():
             texts = [r["text"] for r in rows]
             answers = free_answers(model_dir, texts, c.pref_evaluate.max_new_tokens, c.pref_evaluate.batch_size)
-            quality, cos = answer_quality(texts, answers, encoder, c.pairs.max_keywords, c.pairs.window_chars)
+            quality, cos = answer_quality(texts, answers, encoder, keyword_parse, c.pairs.window_chars)
             entry[set_name] = quality
-            if set_name == first:
+            if set_name == first and not tag_rows_:   # in tag mode the histogram is of the tags set
                 cosines[name] = cos
             tagger = Tagger.build(c.infer, thesaurus, str(model_dir))
             metrics, preds = evaluate(tagger, rows)
@@ -123,6 +146,12 @@ def compare(cfg: "Config", dirs: dict[str, str | Path], sets: dict[str, list[dic
             if set_name == first:
                 predictions[name] = preds
             del tagger
+        if tag_rows_:
+            texts = [r["text"] for r in tag_rows_]
+            answers = free_answers(model_dir, texts, c.pref_evaluate.max_new_tokens, c.pref_evaluate.batch_size,
+                                   prompt=c.pairs.tags.prompt)
+            entry["tags"], cosines[name] = answer_quality(texts, answers, encoder, parse, c.pairs.window_chars)
+            entry["tags"]["problems"] = problem_counts(answers, c.pairs.tags)
         report[name] = entry
         log.info("%s: %s", name, {s: {k: v for k, v in e.items() if k != "tagger"} for s, e in entry.items()})
     return report, cosines, predictions
@@ -135,7 +164,7 @@ def table(report: dict) -> dict:
         for set_name, q in entry.items():
             for key in ("valid_rate", "cosine_mean", "cosine_se"):
                 out.setdefault(f"{set_name}/{key}", {})[name] = q[key]
-            for key in TAGGER_KEYS:
+            for key in TAGGER_KEYS if "tagger" in q else ():   # the tags set has no thesaurus metrics
                 out.setdefault(f"{set_name}/{key}", {})[name] = q["tagger"].get(key)
     return out
 
@@ -183,9 +212,10 @@ def run(cfg: "Config") -> dict:
         report, cosines, predictions = compare(cfg, dirs, sets, Thesaurus.load(paths.CONCEPTS),
                                                load_encoder(c.pairs.encoder))
     hists = histograms(cosines, c.pref_evaluate.bins)
-    summary = {"models": report, "table": table(report), "cosine_set": c.evaluate.split}
+    summary = {"models": report, "table": table(report),
+               "cosine_set": "tags" if c.pairs.mode == "tags" else c.evaluate.split}
     ipo_tagger = {f"{'' if s == c.evaluate.split else s + '/'}{k}": v
-                  for s, q in report["ipo"].items() for k, v in q["tagger"].items()}
+                  for s, q in report["ipo"].items() for k, v in q.get("tagger", {}).items()}
     with atomic_path(PLOTS_DIR, is_dir=True) as out:
         out.mkdir(parents=True, exist_ok=True)
         for name, rows in hists.items():
