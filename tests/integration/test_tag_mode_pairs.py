@@ -92,3 +92,33 @@ def test_pairs_stage_in_tag_mode_writes_pairs_and_metrics(config, monkeypatch, t
     held_out = {r["id"] for r in tag_rows(config.tagger.pairs, "eval")}
     assert not {p["source_id"] for p in written} & held_out   # evaluation texts are never paired
     assert "agreement" not in metrics                          # no gold, no thesaurus signal
+
+
+def test_before_after_comparison_adds_the_held_out_tags_set(config, encoder, monkeypatch):
+    """prefeval.compare in tag mode, with canned greedy answers: each model also answers the
+    held-out texts with the tag instruction; its figures and histogram cosines are of that set,
+    while the thesaurus set keeps its tagger metrics (what the registration gate reads)."""
+    from tagflow.tagger import evaluate, pipeline, prefeval
+
+    tag_prompt = config.tagger.pairs.tags.prompt
+
+    def answers(model_dir, texts, max_new_tokens, batch_size, prompt=None):
+        if prompt != tag_prompt:
+            return ['["Education"]'] * len(texts)            # keyword mode: a valid JSON array
+        on = [next(t for w, t in ON_TOPIC.items() if w in text) for text in texts]
+        return on if model_dir == "after" else [CHATTER] + on[1:]
+
+    monkeypatch.setattr(prefeval, "free_answers", answers)
+    monkeypatch.setattr(pipeline.Tagger, "build", classmethod(lambda cls, *a: object()))
+    monkeypatch.setattr(evaluate, "evaluate", lambda tagger, rows: ({"f1_doc": 0.25}, [{"id": "d"}]))
+    sets = {"test": [{"id": "d", "text": "Schools teach reading.", "uris": []}]}
+    report, cosines, predictions = prefeval.compare(config, {"before": "before", "after": "after"}, sets,
+                                                    None, encoder)
+    held = tag_rows(config.tagger.pairs, "eval")
+    assert report["before"]["tags"]["documents"] == report["after"]["tags"]["documents"] == len(held) == 2
+    assert report["before"]["tags"]["valid_rate"] == 0.5 and report["after"]["tags"]["valid_rate"] == 1.0
+    assert report["before"]["tags"]["problems"]["malformed"] == 1
+    assert [len(cosines["before"]), len(cosines["after"])] == [1, 2]       # the tags set's valid answers
+    assert report["after"]["test"]["valid_rate"] == 1.0 and report["after"]["test"]["tagger"] == {"f1_doc": 0.25}
+    assert predictions["after"] == [{"id": "d"}]
+    assert prefeval.table(report)["tags/valid_rate"] == {"before": 0.5, "after": 1.0}
