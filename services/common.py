@@ -513,8 +513,12 @@ class Family:
     def ready(self) -> bool:
         return self.champion.ready
 
-    def start(self) -> None:
-        self.champion.check_once()            # at once, so a champion is ready when /readyz is
+    def start(self, wait: bool = True) -> None:
+        """Follow the alias; `wait`: load the champion first (so it is there when /readyz says
+        ready), else on the watcher thread (a family /readyz does not wait for never delays the
+        others' start)."""
+        if wait:
+            self.champion.check_once()
         self.champion.start()
 
     def stop(self) -> None:

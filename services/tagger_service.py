@@ -152,8 +152,8 @@ class Tagger(TopicsEndpoints, EduEndpoints):
     def __init__(self) -> None:
         self.tagger = Family("tagger", MODEL_NAME, batch_texts=BATCH_TEXTS, **QUEUE)
         self.families = {"tagger": self.tagger, "topics": topics_family(QUEUE), "edu": edu_family(QUEUE)}
-        for family in self.families.values():
-            family.start()
+        for name, family in self.families.items():
+            family.start(wait=name in READY_FAMILIES)
 
     @bentoml.on_shutdown
     def _stop(self) -> None:

@@ -176,6 +176,10 @@ def servers(registry, free_port, server_process) -> dict[str, Server]:
             server.wait_up()
         started["fake-tagger"].wait_ready()
         started["busy-tagger"].wait_ready()
+        # topics and edu load on their watcher threads, after the tagger is ready
+        started["fake-tagger"].wait_until(lambda i: all(f["ready"] for f in i["families"].values()),
+                                          "topics and edu loaded", timeout=90)
+        started["busy-tagger"].wait_until(lambda i: i["families"]["topics"]["ready"], "topics loaded", timeout=90)
         yield started
     finally:
         for server in started.values():
