@@ -16,6 +16,7 @@ PARAMS = ROOT / "params.yaml"
 DVC_YAML = ROOT / "dvc.yaml"
 RAW = yaml.safe_load(PARAMS.read_text())
 FAMILIES = sorted(k for k in RAW if k not in ("profile", "profiles"))
+NO_STAGE_READS = {"deploy"}   # Prefect schedules, read by `tagflow deploy` only: no overlay, no stage params
 
 
 def write_params(tmp_path, edit) -> Path:
@@ -195,7 +196,7 @@ def step_sections(raw: dict) -> list[str]:
 
     out = []
     families = get_type_hints(Config)
-    for family in FAMILIES:
+    for family in sorted(set(FAMILIES) - NO_STAGE_READS):
         assert family in families
         steps = [name for name, kind in get_type_hints(families[family]).items()
                  if dataclasses.is_dataclass(kind)]
