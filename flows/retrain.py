@@ -153,9 +153,18 @@ def dvc_push(project_dir: Path, remote: str | None, stages: list[str] | None = N
     return True
 
 
+def _mtimes(project_dir: Path, reports: tuple[str, ...]) -> dict[str, float | None]:
+    return {r: (project_dir / r).stat().st_mtime if (project_dir / r).exists() else None for r in reports}
+
+
+UP_TO_DATE = "up to date, last decision: "
+
+
 @task(cache_policy=NO_CACHE)
-def read_registry_decisions(project_dir: Path, reports: tuple[str, ...], required: bool = True) -> dict[str, dict]:
-    """The register stages' reports, by path, each decision logged (a rejection as a warning)."""
+def read_registry_decisions(project_dir: Path, reports: tuple[str, ...], required: bool = True,
+                            before: dict[str, float | None] | None = None) -> dict[str, dict]:
+    """The register stages' reports, by path, each decision logged (a rejection as a warning).
+    A report `dvc repro` did not rewrite (its mtime as in `before`) is marked as an old decision."""
     logger = get_run_logger()
     found = {}
     for report in reports:
@@ -164,15 +173,22 @@ def read_registry_decisions(project_dir: Path, reports: tuple[str, ...], require
             logger.info("No registry decision at %s (the targets stop before its register stage)", path)
             continue
         found[report] = read_report(path)
-        for line in decision_lines(found[report], str(path)):
+        if before and before.get(report) == path.stat().st_mtime:
+            found[report] = {**found[report], "up_to_date": True}
+        for line in _lines(found[report], str(path)):
             (logger.warning if "rejected " in line else logger.info)(line)
     return found
+
+
+def _lines(report: dict, where: str) -> list[str]:
+    old = UP_TO_DATE if report.get("up_to_date") else ""
+    return [old + line for line in decision_lines(report, where)]
 
 
 def publish_decision(family_name: str, decisions: dict[str, dict]) -> str:
     """Show the decision in the Prefect UI (a Markdown artifact keyed by family, so its history
     lists every run's decision) and return it as one line, the flow run's final state message."""
-    lines = {report: decision_lines(d, report) for report, d in decisions.items()}
+    lines = {report: _lines(d, report) for report, d in decisions.items()}
     create_markdown_artifact(markdown(family_name, lines), key=f"retrain-{family_name}-decision",
                              description=f"registry decision of the {family_name} retrain")
     return " | ".join(line for group in lines.values() for line in group) or "no registry decision (targets stop early)"
@@ -191,9 +207,10 @@ def retrain(family: str = "all", targets: list[str] | None = None, force: bool =
     remote = default_remote(root)
     stages = targets or list(chosen.stages)
     dvc_pull(root, remote, stages)
+    before = _mtimes(root, chosen.reports)   # after the pull: a pulled report is no new decision either
     dvc_repro(root, stages, force)
     dvc_push(root, remote, stages)
-    decisions = read_registry_decisions(root, chosen.reports, required=not targets)
+    decisions = read_registry_decisions(root, chosen.reports, required=not targets, before=before)
     return Completed(message=publish_decision(family, decisions), data=decisions)
 
 

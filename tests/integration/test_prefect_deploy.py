@@ -289,10 +289,12 @@ def test_remote_without_the_data_is_skipped_then_filled_by_push(tmp_path, prefec
     assert any("dvc push to 'store': 1 file pushed" in m for m in messages)
     assert [p.name for p in remote.rglob("*") if p.is_file()], "push left the remote empty"
 
-    # The next run gets the data back from the remote instead of rebuilding it.
+    # The next run gets the data back from the remote instead of rebuilding it, and says that the
+    # decision it shows is the last one, not a new one.
     forget_outputs(project)
-    decisions, messages, _ = retrain_with_logs(project)
-    assert decisions == {REPORT: DECISION}
+    decisions, messages, state = retrain_with_logs(project)
+    assert decisions == {REPORT: DECISION | {"up_to_date": True}}
+    assert state.message == f"up to date, last decision: {SUMMARY}"
     assert any(m.startswith("dvc pull from 'store'") for m in messages)
     assert not any(m.startswith("Running stage") for m in messages), "repro reran a stage pull restored"
     assert (project / "out.txt").read_text() == "hi\n"
