@@ -220,7 +220,7 @@ def pct(values: list[float], q: float) -> float | None:
     return round(values[min(len(values) - 1, int(q * len(values)))], 3)
 
 
-def load(url: str, texts: list[str], clients: int, seconds: float) -> dict:
+def load(url: str, texts: list[str], clients: int, seconds: float, route: str = "/tag") -> dict:
     served, refused, refused_at, errors, info = [], 0, [], {}, []
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
@@ -232,7 +232,7 @@ def load(url: str, texts: list[str], clients: int, seconds: float) -> dict:
             while time.monotonic() < stop_at:
                 start = time.monotonic()
                 try:
-                    resp = http.post(f"{url}/tag", json={"text": texts[i % len(texts)]})
+                    resp = http.post(f"{url}{route}", json={"text": texts[i % len(texts)]})
                     code = resp.status_code
                 except httpx.HTTPError as exc:
                     code = type(exc).__name__

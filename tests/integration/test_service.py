@@ -255,7 +255,8 @@ def test_docs_page_and_librarian_page_load_nothing_from_elsewhere(server):
     for refine in ("none", "specific", "balanced", "broad"):
         assert f'<option value="{refine}"' in ui.text
     paths = httpx.get(f"{server.url}/docs.json", timeout=10).json()["paths"]
-    assert {"/tag", "/tag_batch", "/tag_file", "/info"} <= set(paths)
+    assert {"/tag", "/tag_batch", "/tag_file", "/info", "/topics", "/topics_batch", "/topics_file",
+            "/edu", "/edu_batch", "/edu_file"} <= set(paths)
 
 
 @pytest.mark.parametrize("payload, expected", [
