@@ -77,3 +77,45 @@ def test_decoder_backbone_smollm2(splits, tmp_path):
     S = clf.scores(Xv[:6])
     clf.save(tmp_path / "smol")
     np.testing.assert_allclose(load_classifier(tmp_path / "smol").scores(Xv[:6]), S, atol=5e-2)  # bf16
+
+
+def most_frequent_label_f1(Y, Yv) -> float:
+    """The trivial baseline: every document gets the most frequent training label."""
+    P = np.zeros_like(Yv, dtype=bool)
+    P[:, np.asarray(Y).sum(0).argmax()] = True
+    return f1_scores(Yv, P)["micro_f1"]
+
+
+def test_minilm_mean_pooling_head_learns(splits):
+    labels, X, Y, Xv, Yv = splits
+    clf = make_classifier("transformer", labels, transformer_params(max_steps=24, eval_every=8))
+    info = clf.fit(X, Y, Xv, Yv)
+    assert info["pooling"] == "mean" and clf.params["pooling"] == "mean"    # auto -> mean for an encoder
+    losses = [h["train_loss"] for h in info["history"]]
+    assert losses[-1] < 0.7 * losses[0]
+    assert info["best_val_micro_f1"] >= 0.9 > most_frequent_label_f1(Y, Yv) + 0.3
+
+
+def logits_alone_and_padded(clf, short: str, long: str):
+    """The short document's logits alone and beside a longer one (padded), in fp32."""
+    import torch
+
+    clf.model.eval()
+    with torch.no_grad():
+        alone = clf.model(**clf._encode([short])).logits[0]
+        padded_batch = clf._encode([short, long])
+        assert (padded_batch["attention_mask"][0] == 0).any()          # the short one is padded
+        padded = clf.model(**padded_batch).logits[0]
+    return alone.float().numpy(), padded.float().numpy()
+
+
+@pytest.mark.parametrize("backbone, pooling", [("embedded:all-minilm-l6-v2", "mean"),
+                                               ("embedded:smollm2-135m-instruct", "model")])
+def test_padding_does_not_change_a_documents_logits(splits, backbone, pooling):
+    labels, X, Y, Xv, Yv = splits
+    clf = make_classifier("transformer", labels, transformer_params(
+        backbone=backbone, max_steps=1, batch_size=2, lora_r=4, lora_alpha=8, max_length=64))
+    clf.fit(X[:2], Y[:2])
+    assert clf.params["pooling"] == pooling
+    alone, padded = logits_alone_and_padded(clf, "Wheat exports rise", X[0] + " " + X[1])
+    np.testing.assert_allclose(padded, alone, atol=1e-4)

@@ -7,10 +7,12 @@ model treat them alike:
 `svm`: TF-IDF over word 1..n-grams + one-vs-rest LinearSVC (the floor). Its scores are the
 logistic of the SVM margin: 0.5 is the SVM's own decision boundary, not a calibrated probability
 (per-class thresholds tuned on validation take care of the operating point).
-`transformer`: any backbone (encoder or decoder) with a classification head,
-`AutoModelForSequenceClassification(problem_type="multi_label_classification")` (BCE), adapted
-with LoRA (peft; the head is trained whole), 4-bit base weights (QLoRA) on CUDA with bitsandbytes,
-early stopping on validation micro-F1.
+`transformer`: any backbone with a multi-label head (BCE), adapted with LoRA (peft; the head is
+trained whole, at its own higher learning rate), 4-bit base weights (QLoRA) on CUDA with
+bitsandbytes, early stopping on validation micro-F1. Encoders (`pooling: auto` -> `mean`):
+mean of the token states over the attention mask + a linear head (topics/pooling.py says why);
+decoders (`auto` -> `model`): `AutoModelForSequenceClassification`, which reads the last
+non-pad token.
 """
 from __future__ import annotations
 
@@ -36,6 +38,13 @@ def micro_f1(Y: np.ndarray, P: np.ndarray) -> float:
     return 2 * tp / denom if denom else 0.0
 
 
+def _class_weight(params: dict):
+    value = params.get("class_weight", "none")   # models saved before the option: unweighted
+    if value not in ("none", "balanced"):
+        raise ConfigError(f"topics svm class_weight {value!r}; expected none | balanced")
+    return None if value == "none" else value
+
+
 class SvmClassifier:
     kind = "svm"
 
@@ -53,7 +62,7 @@ class SvmClassifier:
         self.pipeline = make_pipeline(
             TfidfVectorizer(ngram_range=(1, int(p["ngram_max"])), min_df=int(p["min_df"]),
                             sublinear_tf=bool(p["sublinear_tf"]), dtype=np.float32),
-            OneVsRestClassifier(LinearSVC(C=float(p["C"]))))
+            OneVsRestClassifier(LinearSVC(C=float(p["C"]), class_weight=_class_weight(p))))
         import warnings
         with warnings.catch_warnings():  # labels without a training positive: constant, by design
             warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")
@@ -111,9 +120,16 @@ class TransformerClassifier:
     def __init__(self, labels: Sequence[str], params: dict):
         self.labels, self.params = list(labels), dict(params)
         self.model = self.tokenizer = None
+        # models saved before `pooling` existed used the architecture's own head
+        self.params.setdefault("pooling", "model")
+        if self.params["pooling"] not in ("auto", "mean", "model"):
+            raise ConfigError(f"topics transformer pooling {self.params['pooling']!r}; expected auto | mean | model")
         from ..core.models import pick_runtime
 
         self.runtime = pick_runtime(bool(self.params.get("load_in_4bit")))
+        if self.params.get("load_in_4bit") and not self.runtime.load_in_4bit:
+            log.warning("topics transformer: 4-bit (QLoRA) needs CUDA and bitsandbytes; loading "
+                        "%s weights on %s instead", self.runtime.dtype, self.runtime.device)
         if int(self.params.get("threads") or 0) > 0:
             import torch
             torch.set_num_threads(int(self.params["threads"]))
@@ -130,9 +146,10 @@ class TransformerClassifier:
         if tok.pad_token is None:  # decoders: pad with EOS; the head reads the last real token
             tok.pad_token = tok.eos_token
         tok.padding_side = "right"
-        kwargs: dict = {"num_labels": len(self.labels), "problem_type": "multi_label_classification",
-                        "id2label": dict(enumerate(self.labels)),
-                        "label2id": {label: i for i, label in enumerate(self.labels)}}
+        if self.params["pooling"] == "auto":  # resolved once; the saved metadata keeps the answer
+            from .pooling import is_encoder
+            self.params["pooling"] = "mean" if is_encoder(path) else "model"
+        kwargs: dict = {}
         if self.runtime.load_in_4bit:
             import torch
             from transformers import BitsAndBytesConfig
@@ -141,9 +158,30 @@ class TransformerClassifier:
                 bnb_4bit_use_double_quant=True)
             kwargs["device_map"] = {"": 0}
             kwargs["dtype"] = torch.float32 if self.runtime.dtype is None else self.runtime.dtype
-        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        if self.params["pooling"] == "mean":
+            from transformers import AutoModel
+            return tok, AutoModel.from_pretrained(path, **kwargs)   # the head comes in _wrap
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(self.labels), problem_type="multi_label_classification",
+            id2label=dict(enumerate(self.labels)), label2id={label: i for i, label in enumerate(self.labels)},
+            **kwargs)
         model.config.pad_token_id = tok.pad_token_id
         return tok, model
+
+    def _wrap(self, model):
+        """The mean-pooling head around an encoder; decoders' models already carry theirs."""
+        if self.params["pooling"] != "mean":
+            return model
+        from .pooling import MeanPoolClassifier
+        return MeanPoolClassifier(model, len(self.labels))
+
+    def _to_device(self, model):
+        """4-bit weights were placed by their loader; only a head made here still has to move."""
+        if not self.runtime.load_in_4bit:
+            return model.to(self.runtime.device)
+        if self.params["pooling"] == "mean":
+            model.classifier.to(self.runtime.device)
+        return model
 
     def _autocast(self, training: bool = False):
         """bf16 autocast where the runtime picked bf16: on CUDA always, on a CPU only for
@@ -171,20 +209,31 @@ class TransformerClassifier:
         if self.runtime.load_in_4bit:
             from peft import prepare_model_for_kbit_training
             base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
-        model = get_peft_model(base, LoraConfig(
-            task_type=TaskType.SEQ_CLS, r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]),
-            lora_dropout=float(p["lora_dropout"]), target_modules="all-linear"))
-        if not self.runtime.load_in_4bit:
-            model.to(self.runtime.device)
-        self.model = model
+        mean = p["pooling"] == "mean"
+        model = self._wrap(get_peft_model(base, LoraConfig(
+            task_type=TaskType.FEATURE_EXTRACTION if mean else TaskType.SEQ_CLS, r=int(p["lora_r"]),
+            lora_alpha=int(p["lora_alpha"]), lora_dropout=float(p["lora_dropout"]),
+            target_modules="all-linear")))
         texts, Y = list(texts), np.asarray(Y, dtype=np.float32)
         if not texts:
             raise DataError("no training documents")
+        if mean:
+            from .pooling import prior_logits
+            with torch.no_grad():
+                model.classifier.bias.copy_(prior_logits(Y))
+        self.model = self._to_device(model)
         batch = int(p["batch_size"])
         steps_per_epoch = math.ceil(len(texts) / batch)
         total = int(p["max_steps"]) if int(p["max_steps"]) > 0 else max(1, int(steps_per_epoch * float(p["epochs"])))
-        trainable = [t for t in model.parameters() if t.requires_grad]
-        optim = torch.optim.AdamW(trainable, lr=float(p["learning_rate"]), weight_decay=0.0)
+        named = [(name, t) for name, t in model.named_parameters() if t.requires_grad]
+        trainable = [t for _, t in named]
+        head = [t for name, t in named if _is_head(name)]
+        lora = [t for name, t in named if not _is_head(name)]
+        # the head starts from scratch, LoRA from a trained backbone: the head moves faster
+        optim = torch.optim.AdamW([{"params": lora, "lr": float(p["learning_rate"])},
+                                   {"params": head, "lr": float(p["head_learning_rate"])}], weight_decay=0.0)
+        started = time.monotonic()
+        deadline = started + float(p["max_minutes"]) * 60 if float(p["max_minutes"]) > 0 else math.inf
         warmup = max(1, int(0.05 * total))
         sched = torch.optim.lr_scheduler.LambdaLR(
             optim, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
@@ -193,7 +242,6 @@ class TransformerClassifier:
         best = {"f1": -1.0, "step": 0, "state": None}
         history, bad_checks, losses = [], 0, []
         progress = Progress("topics.train", total, "steps", every=30)
-        started = time.monotonic()
         step = 0
         while step < total:
             if len(order) < batch:
@@ -211,7 +259,8 @@ class TransformerClassifier:
             losses.append(float(out.loss.detach()))
             step += 1
             progress.update(step)
-            last = step == total
+            out_of_time = time.monotonic() >= deadline
+            last = step == total or out_of_time
             if val_texts is not None and (step % int(p["eval_every"]) == 0 or last):
                 f1 = micro_f1(np.asarray(Y_val), self.scores(val_texts) >= 0.5)
                 history.append({"step": step, "val_micro_f1": round(f1, 4),
@@ -225,10 +274,13 @@ class TransformerClassifier:
                     if bad_checks >= int(p["patience"]):
                         log.info("early stop at step %d (best step %d)", step, best["step"])
                         break
+            if out_of_time:
+                log.info("stopped at step %d: topics transformer max_minutes %s reached", step, p["max_minutes"])
+                break
         progress.done()
         if best["state"] is not None:
             _load_trainable_state(model, best["state"])
-        return {"steps": step, "planned_steps": total, "best_step": best["step"],
+        return {"steps": step, "planned_steps": total, "best_step": best["step"], "pooling": p["pooling"],
                 "best_val_micro_f1": round(best["f1"], 4), "history": history,
                 "train_seconds": round(time.monotonic() - started, 1), "runtime": self.runtime.describe(),
                 "trainable_params": int(sum(t.numel() for t in trainable))}
@@ -250,7 +302,11 @@ class TransformerClassifier:
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
-        self.model.save_pretrained(folder / "adapter")
+        if self.params["pooling"] == "mean":
+            self.model.encoder.save_pretrained(folder / "adapter")
+            self.model.save_head(folder)
+        else:
+            self.model.save_pretrained(folder / "adapter")
         self.tokenizer.save_pretrained(folder / "adapter")
         _write_meta(folder, self)
 
@@ -260,11 +316,20 @@ class TransformerClassifier:
         self.tokenizer, base = self._base()
         model = PeftModel.from_pretrained(base, str(folder / "adapter"))
         if not self.runtime.load_in_4bit:
-            model = model.merge_and_unload().to(self.runtime.device)
-        self.model = model.eval()
+            model = model.merge_and_unload()
+        model = self._wrap(model)
+        if self.params["pooling"] == "mean":
+            model.load_head(folder)
+        self.model = self._to_device(model).eval()
 
     def describe(self) -> dict:
         return {"kind": self.kind, "model": self.params["backbone"], **self.params}
+
+
+def _is_head(name: str) -> bool:
+    """The classification head's parameters: the mean-pooling head's, or peft's trained copy of
+    a decoder's `score` layer."""
+    return name.startswith("classifier.") or "modules_to_save" in name
 
 
 def _trainable_state(model) -> dict:

@@ -38,6 +38,7 @@ class SvmConfig:
     ngram_max: int = param(2, "word n-grams 1..ngram_max")
     min_df: int = param(1, "terms in fewer documents are dropped")
     sublinear_tf: bool = param(True, "1 + log(tf)")
+    class_weight: str = param("none", "none | balanced (each label's positives weighted by its rarity)")
 
 
 @dataclass
@@ -47,11 +48,15 @@ class TransformerConfig:
     seed: int = param(13, "training seed")
     max_length: int = param(128, "tokens read per document (title + body)")
     batch_size: int = param(8, "documents per step")
-    learning_rate: float = param(1e-3, "LoRA and head learning rate")
+    learning_rate: float = param(1e-3, "LoRA learning rate")
+    head_learning_rate: float = param(3e-3, "classification head learning rate (trained from scratch)")
+    pooling: str = param("auto", "auto (mean for encoders, model for decoders) | mean (token states "
+                                 "averaged over the attention mask) | model (the architecture's own head)")
     epochs: float = param(2, "passes over the training split")
     max_steps: int = param(-1, "if > 0, stop after this many steps")
     eval_every: int = param(200, "steps between validation checks (early stopping)")
     patience: int = param(3, "checks without a better validation micro-F1 before stopping")
+    max_minutes: float = param(0, "if > 0, stop training after this long (a last check; best kept)")
     lora_r: int = param(16, "LoRA rank")
     lora_alpha: int = param(32, "LoRA alpha")
     lora_dropout: float = param(0.05, "LoRA dropout")
