@@ -196,7 +196,7 @@ def test_manual_operations_refuse_bad_input(store):
 def test_no_champion_error_names_the_promote_command(store):
     with pytest.raises(registry.NoChampionError) as err:
         registry.champion_uri("brand-new")
-    assert 'tagflow promote --version N --why "..."' in str(err.value)
+    assert 'tagflow promote --model brand-new --version N --why "..."' in str(err.value)
     assert "is not registered" in str(err.value)
     with pytest.raises(registry.NoChampionError):
         registry.load_champion("brand-new")

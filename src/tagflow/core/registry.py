@@ -43,8 +43,9 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 AUDIT_EXPERIMENT = "registry-audit"
 HISTORY_TAG = "champion_history"
 HISTORY_KEEP = 100  # registry tags are bounded; a hundred promotions back is plenty for rollback
-PROMOTE_HINT = ('promote one with `tagflow promote --version N --why "..."`, '
-                "or run the pipeline (`dvc repro`) so a model passes its gate")
+def promote_hint(model_name: str) -> str:
+    return (f'promote one with `tagflow promote --model {model_name} --version N --why "..."`, '
+            "or run the pipeline (`dvc repro`) so a model passes its gate")
 
 
 class NoChampionError(RegistryError):
@@ -377,7 +378,7 @@ def rollback(model_name: str, who: str, why: str, to_version: str | None = None)
             earlier.pop()  # deleted versions cannot be served
         if not earlier:
             if current is None:
-                raise NoChampionError(f"{model_name} has no champion and none on record; {PROMOTE_HINT}")
+                raise NoChampionError(f"{model_name} has no champion and none on record; {promote_hint(model_name)}")
             raise NothingToRollBackError(
                 f"{model_name} v{current} is the only champion on record: nothing to roll back to; "
                 "pass an explicit version (`tagflow rollback --to-version N`) or promote one")
@@ -402,7 +403,7 @@ def champion_version(model_name: str) -> str:
     version = _champion_version(model)
     if version is None:
         where = "has no champion" if model is not None else "is not registered"
-        raise NoChampionError(f"model {model_name!r} {where} in {tracking_uri()}; {PROMOTE_HINT}")
+        raise NoChampionError(f"model {model_name!r} {where} in {tracking_uri()}; {promote_hint(model_name)}")
     return version
 
 
