@@ -1,115 +1,118 @@
 """Educational-value inference speed, side by side in one run: a plain fp32 sentence-transformers
-`encode()` vs bf16 autocast and the project's path (`tagflow.edu.model.encode`: bf16 weights,
-batches sorted by length), and torch's dynamic int8 quantization of the Linear layers, on ~250-token pages (the English annotation pages, read up to 256
-tokens), plus what the faster embeddings do to the head's binary F1 and Spearman (a ridge head
-trained on fp32 embeddings of the train split, scored on val + test). Figures are printed, not
-asserted (shared, noisy machines: best of --repeat runs).
+`encode()` vs the project's runtimes (`tagflow.edu.model.encode`, the code evaluation, predict and
+serving run): `torch` with bf16 weights and `onnx-int8` (onnxruntime, int8 per-channel weights),
+both with pages sorted by length and padded per batch, on ~250-token pages (a setup's annotation
+pages, read up to 256 tokens).
 
-    python benchmarks/edu_speed.py [--encoder embedded:all-minilm-l6-v2] [--pages 100] [--repeat 3]
+Accuracy: each path's embeddings go through the setup's real head recipe (kind and parameters from
+its model card, `artifacts/edu/models/<setup>/card.json`), fitted on that path's train-split
+embeddings and scored on the val split, as the pipeline would with `edu.embed.runtime` set to it;
+the change in binary F1@3 and Spearman is against the fp32 path.
+
+Timing: the paths run in turn, `--repeat` rounds (so a load change on a shared machine hits all
+of them); the median round is reported, and the speed-up is the median of the per-round ratios.
+Figures are printed, not asserted.
+
+    python benchmarks/edu_speed.py [--setup en] [--repeat 3] [--threads 2]
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import statistics
 import time
 
 import numpy as np
 import pandas as pd
 
 
-def timed(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - started)
-    return best, out
-
-
 def main() -> None:
     import torch
 
-    from tagflow.core.encoders import load_encoder, resolve_encoder
-    from tagflow.edu import heads
+    from tagflow.edu import heads, paths
     from tagflow.edu.data import load_table
     from tagflow.edu.metrics import point_metrics
-    from tagflow.edu.model import encode
+    from tagflow.edu.model import EduScorer, encode
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--encoder", default="embedded:all-minilm-l6-v2")
-    ap.add_argument("--prefix", default="")
-    ap.add_argument("--source", default="en_llm", help="annotation source whose pages are used")
-    ap.add_argument("--pages", type=int, default=100)
+    ap.add_argument("--setup", default="en", help="model folder whose encoder, sources and head are used")
+    ap.add_argument("--model-dir", default=None, help="default: artifacts/edu/models/<setup>")
+    ap.add_argument("--encoder", default=None, help="override the card's encoder (a path or id)")
+    ap.add_argument("--pages", type=int, default=0, help="at most this many pages (0: all of the setup's "
+                                                         "train + val pages)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-seq-length", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=0, help="torch and onnxruntime threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    card = EduScorer.load(args.model_dir or paths.model_dir(args.setup)).card
+    spec = dict(card["encoder"])
+    if args.encoder:
+        spec["model"] = args.encoder
     table = load_table()
-    table = table[table["source"] == args.source].head(args.pages)
+    table = table[table["source"].isin(card["train"]["sources"]) & table["split"].isin(["train", "val"])]
+    if args.pages:
+        table = table.head(args.pages)
     texts = table["text"].tolist()
-    spec = {"model": args.encoder, "prefix": args.prefix, "max_seq_length": args.max_seq_length}
+    prefix, length = spec.get("prefix", ""), int(spec["max_seq_length"])
 
     from sentence_transformers import SentenceTransformer
-    plain = SentenceTransformer(resolve_encoder(args.encoder), device="cpu")
-    plain.max_seq_length = args.max_seq_length
-    tokens = [min(len(plain.tokenizer(args.prefix + t)["input_ids"]), args.max_seq_length) for t in texts]
 
-    def fp32():
-        return plain.encode([args.prefix + t for t in texts], batch_size=args.batch_size,
-                            normalize_embeddings=True, convert_to_numpy=True)
+    from tagflow.core.encoders import resolve_encoder
 
-    def autocast():
-        with torch.inference_mode(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-            return plain.encode([args.prefix + t for t in texts], batch_size=args.batch_size,
-                                normalize_embeddings=True, convert_to_numpy=True)
+    plain = SentenceTransformer(resolve_encoder(spec["model"]), device="cpu")
+    plain.max_seq_length = length
+    tokens = [min(len(ids), length) for ids in plain.tokenizer([prefix + t for t in texts])["input_ids"]]
 
-    def bf16_weights():
-        return encode(spec, texts, batch_size=args.batch_size, bf16="on")
-
-    import copy
-    int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(plain), {torch.nn.Linear}, dtype=torch.qint8)
-
-    def int8_dynamic():
-        with torch.inference_mode():
-            return int8.encode([args.prefix + t for t in texts], batch_size=args.batch_size,
-                               normalize_embeddings=True, convert_to_numpy=True)
-
-    load_encoder(args.encoder)  # warm: loading is not inference
-    for fn in (fp32, autocast, bf16_weights, int8_dynamic):
-        with contextlib.redirect_stdout(None):
+    paths_ = {
+        "fp32 encode() (plain sentence-transformers)": lambda: plain.encode(
+            [prefix + t for t in texts], batch_size=args.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True),
+        "torch, bf16 weights (edu.embed.runtime: torch)": lambda: encode(
+            spec, texts, batch_size=args.batch_size, bf16="on", runtime="torch"),
+        "onnx-int8 per-channel (edu.embed.runtime: onnx-int8)": lambda: encode(
+            spec, texts, batch_size=args.batch_size, runtime="onnx-int8"),
+    }
+    with contextlib.redirect_stdout(None):  # warm: loading, exporting and first calls are not inference
+        for fn in paths_.values():
             fn()
-    rows, vectors = [], {}
-    base_s = None
-    for name, fn in (("fp32 encode() (plain)", fp32), ("bf16 autocast", autocast),
-                     ("bf16 weights (tagflow.edu.model.encode)", bf16_weights),
-                     ("int8 dynamic, torch (per-tensor)", int8_dynamic)):
-        seconds, vecs = timed(fn, args.repeat)
-        vectors[name] = np.asarray(vecs, dtype=np.float32)
-        base_s = base_s or seconds
-        unit = vectors[name] / np.linalg.norm(vectors[name], axis=1, keepdims=True)
-        cos = float(np.mean(np.sum(unit * vectors["fp32 encode() (plain)"], axis=1)))
-        rows.append({"path": name, "docs_per_s": round(len(texts) / seconds, 1),
-                     "speedup": round(base_s / seconds, 2), "mean_cosine_to_fp32": round(cos, 5)})
+    seconds: dict[str, list[float]] = {name: [] for name in paths_}
+    vectors: dict[str, np.ndarray] = {}
+    for _ in range(args.repeat):
+        for name, fn in paths_.items():
+            started = time.perf_counter()
+            with torch.inference_mode():
+                vectors[name] = np.asarray(fn(), dtype=np.float32)
+            seconds[name].append(time.perf_counter() - started)
 
-    # accuracy: a ridge head trained on fp32 train embeddings, scored on val+test with each path
+    base = next(iter(paths_))
     split = table["split"].to_numpy()
     y = table["score"].to_numpy(dtype=float)
-    train, held = split == "train", split != "train"
-    head = heads.fit("ridge", {"alpha": 10.0}, vectors["fp32 encode() (plain)"][train], y[train])
-    ref = point_metrics(y[held], head.predict(vectors["fp32 encode() (plain)"][held]))
-    for row in rows:
-        m = point_metrics(y[held], head.predict(vectors[row["path"]][held]))
-        row |= {"binary_f1": round(m["binary_f1"], 4), "spearman": round(m["spearman"], 4),
-                "d_binary_f1": round(m["binary_f1"] - ref["binary_f1"], 4),
-                "d_spearman": round(m["spearman"] - ref["spearman"], 4)}
-    print(f"encoder {args.encoder}, {len(texts)} pages of {args.source}, mean {np.mean(tokens):.0f} tokens "
-          f"(max {args.max_seq_length}), batch {args.batch_size}, {torch.get_num_threads()} threads, "
-          f"best of {args.repeat}; head scored on {int(held.sum())} held-out pages")
+    train, val = split == "train", split == "val"
+    kind, params = card["head"]["kind"], card["head"]["params"]
+    rows, ref = [], None
+    for name in paths_:
+        ratios = [b / s for b, s in zip(seconds[base], seconds[name])]
+        cos = float(np.mean(np.sum(vectors[name] * vectors[base], axis=1)
+                            / np.linalg.norm(vectors[name], axis=1)))
+        row = {"path": name, "docs_per_s": round(len(texts) / statistics.median(seconds[name]), 1),
+               "speedup": round(statistics.median(ratios), 2),
+               "speedup_range": f"{min(ratios):.2f}-{max(ratios):.2f}", "cosine_to_fp32": round(cos, 5)}
+        if train.any() and val.any():
+            head = heads.fit(kind, params, vectors[name][train], y[train], seed=13)
+            m = point_metrics(y[val], head.predict(vectors[name][val]))
+            ref = ref or m
+            row |= {"val_binary_f1": round(m["binary_f1"], 4), "val_spearman": round(m["spearman"], 4),
+                    "d_binary_f1": round(m["binary_f1"] - ref["binary_f1"], 4),
+                    "d_spearman": round(m["spearman"] - ref["spearman"], 4)}
+        rows.append(row)
+    print(f"setup {args.setup}: encoder {spec['model']}, {len(texts)} pages of {card['train']['sources']}, "
+          f"mean {np.mean(tokens):.0f} tokens (max {length}), batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads, {args.repeat} rounds; head {kind} {params} refitted per path "
+          f"on {int(train.sum())} train pages, scored on {int(val.sum())} val pages")
     print(pd.DataFrame(rows).to_string(index=False))
     print(json.dumps(rows))
 

@@ -104,3 +104,34 @@ def test_bf16_weights_path_stays_close_to_fp32(data):
     np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)  # renormalized in fp32
     assert np.min(np.sum(fast * vectors[:6], axis=1)) > 0.999
     assert not np.array_equal(fast, vectors[:6])  # really another precision
+
+
+def test_int8_onnx_runtime_agrees_with_fp32(data):
+    """The int8 ONNX graph (transformer + mean pooling) against fp32 torch: a wrong pooling, a
+    positional-argument mix-up in the export or per-tensor quantization falls below these bounds."""
+    frame, vectors = data
+    texts = frame["text"].tolist()[:8]
+    fast = encode(SPEC, texts, batch_size=3, runtime="onnx-int8")  # 3 batches of mixed lengths
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    cosine = np.sum(fast * vectors[:8], axis=1)
+    assert cosine.min() > 0.97 and cosine.mean() > 0.985
+    assert not np.allclose(fast, vectors[:8], atol=1e-4)  # really the quantized graph
+    y = frame["score"].to_numpy(dtype=float)
+    head = heads.fit("ridge", {"alpha": 1.0}, vectors[8:], y[8:])
+    assert spearman(head.predict(vectors[:8]), head.predict(fast)) > 0.9
+    assert encode(SPEC, [], runtime="onnx-int8").shape == (0, vectors.shape[1])
+
+
+def test_scorer_runs_the_runtime_its_card_names(tmp_path, data):
+    frame, vectors = data
+    folder = tmp_path / "model"
+    folder.mkdir()
+    joblib.dump(heads.fit("ridge", {"alpha": 1.0}, vectors, frame["score"].to_numpy(dtype=float)), folder / HEAD)
+    card = {"family": "edu", "encoder": SPEC, "bf16": "off", "runtime": "onnx-int8", "batch_size": 8}
+    (folder / CARD).write_text(json.dumps(card))
+    texts = frame["text"].tolist()[:4]
+    np.testing.assert_array_equal(EduScorer.load(folder).embed(texts), encode(SPEC, texts, batch_size=8,
+                                                                               runtime="onnx-int8"))
+    (folder / CARD).write_text(json.dumps(card | {"runtime": "tensorrt"}))
+    with pytest.raises(ModelError, match="unknown edu runtime 'tensorrt'"):
+        EduScorer.load(folder).embed(texts)

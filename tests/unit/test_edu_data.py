@@ -152,6 +152,10 @@ def test_config_check_names_what_is_wrong():
     with pytest.raises(ConfigError, match="edu.train.heads"):
         check(cfg)
     cfg = EduConfig()
+    cfg.embed.runtime = "onnx-fp16"
+    with pytest.raises(ConfigError, match=r"edu.embed.runtime: 'onnx-fp16'; expected torch \| onnx-int8"):
+        check(cfg)
+    cfg = EduConfig()
     cfg.registry.models = {"fr": "fineweb-edu-fr"}
     with pytest.raises(ConfigError, match="unknown setup 'fr'"):
         check(cfg)

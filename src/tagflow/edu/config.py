@@ -42,7 +42,9 @@ class EmbedConfig:
         "multilingual": {"model": "embedded:multilingual-e5-small", "prefix": "passage: ", "max_seq_length": 256},
     }, "name -> {model, prefix, max_seq_length}: each encoder embeds every page once (cached)")
     batch_size: int = param(32, "pages encoded together")
-    bf16: str = param("auto", "bf16 autocast: auto (CUDA, or a CPU with native bf16) | on | off")
+    bf16: str = param("auto", "bf16 weights (runtime torch): auto (CUDA, or a CPU with native bf16) | on | off")
+    runtime: str = param("torch", "what runs the encoder for embedding, evaluation and serving: torch | "
+                                  "onnx-int8 (onnxruntime, int8 per-channel weights; edu/runtime.py)")
 
 
 @dataclass
@@ -125,6 +127,8 @@ def check(cfg: EduConfig, where: str = "edu") -> None:
             raise ConfigError(f"{where}.embed.encoders.{name}: unknown key(s) {sorted(extra)}")
     if cfg.embed.bf16 not in ("auto", "on", "off"):
         raise ConfigError(f"{where}.embed.bf16: {cfg.embed.bf16!r}; expected auto | on | off")
+    if cfg.embed.runtime not in ("torch", "onnx-int8"):
+        raise ConfigError(f"{where}.embed.runtime: {cfg.embed.runtime!r}; expected torch | onnx-int8")
     for name, setup in cfg.train.setups.items():
         if not isinstance(setup, dict) or setup.get("encoder") not in cfg.embed.encoders:
             raise ConfigError(f"{where}.train.setups.{name}: encoder must be one of {sorted(cfg.embed.encoders)}")

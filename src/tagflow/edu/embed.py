@@ -47,7 +47,7 @@ def _save(folder: Path, ids: list[str], vectors: np.ndarray) -> None:
 
 
 def embed_pages(spec: dict, pages: pd.DataFrame, folder: str | Path, batch_size: int = 32,
-                bf16: str = "auto") -> dict:
+                bf16: str = "auto", runtime: str = "torch") -> dict:
     """Bring the cache in `folder` up to date with `pages` (id, text); returns counts and speed."""
     folder = Path(folder)
     ids, vectors = read_cache(folder)
@@ -57,7 +57,7 @@ def embed_pages(spec: dict, pages: pd.DataFrame, folder: str | Path, batch_size:
     started = time.monotonic()
     for start in range(0, len(todo), CHUNK):
         chunk = todo.iloc[start:start + CHUNK]
-        new = encode(spec, chunk["text"].tolist(), batch_size=batch_size, bf16=bf16)
+        new = encode(spec, chunk["text"].tolist(), batch_size=batch_size, bf16=bf16, runtime=runtime)
         vectors = new if vectors is None else np.concatenate([vectors, new])
         ids = ids + chunk["id"].tolist()
         _save(folder, ids, vectors)
@@ -68,11 +68,11 @@ def embed_pages(spec: dict, pages: pd.DataFrame, folder: str | Path, batch_size:
             "seconds": round(seconds, 2), "pages_per_s": round(len(todo) / seconds, 2) if len(todo) and seconds else None}
 
 
-def cache_folder(spec: dict, bf16_setting: str, device: str | None = None) -> Path:
+def cache_folder(spec: dict, bf16_setting: str, device: str | None = None, runtime: str = "torch") -> Path:
     from . import paths
 
     device = device or _device()
-    return Path(paths.EMBED_DIR) / encoder_key(spec, use_bf16(bf16_setting, device))
+    return Path(paths.EMBED_DIR) / encoder_key(spec, use_bf16(bf16_setting, device), runtime)
 
 
 def _device() -> str:
@@ -115,10 +115,10 @@ def run(cfg: "Config") -> dict:
         sources = sources_for(cfg.edu, name)
         if not sources:
             continue
-        folder = cache_folder(spec, e.bf16)
+        folder = cache_folder(spec, e.bf16, runtime=e.runtime)
         log.info("encoder %s (%s) over %s -> %s", name, spec["model"], sorted(sources), folder)
         pages = table[table["source"].isin(sources)]
-        stats = embed_pages(spec, pages[["id", "text"]], folder, e.batch_size, e.bf16)
+        stats = embed_pages(spec, pages[["id", "text"]], folder, e.batch_size, e.bf16, e.runtime)
         metrics |= {f"{name}/{k}": v for k, v in stats.items() if v is not None}
         metrics[f"{name}/cache"] = folder.name
     write_json(paths.METRICS_EMBED, metrics)

@@ -75,7 +75,7 @@ def run(cfg: "Config") -> dict:
     figures = {}
     for name, setup in c.train.setups.items():
         scorer = EduScorer.load(paths.model_dir(name))
-        folder = cache_folder(c.embed.encoders[setup["encoder"]], c.embed.bf16)
+        folder = cache_folder(c.embed.encoders[setup["encoder"]], c.embed.bf16, runtime=c.embed.runtime)
         sets = evaluation_sets(table, setup["train"], c.evaluate.cross_lingual.get(name))
         predictions = []
         for set_name, rows in sets.items():

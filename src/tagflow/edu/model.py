@@ -3,8 +3,8 @@
 registered pyfunc, `tagflow edu predict`) all go through here, configured by the model card.
 
 A model folder (`artifacts/edu/models/<setup>/`) holds `head.joblib` and `card.json`: the encoder
-(id, prefix, max_seq_length), the precision setting, the head and its hyper-parameters, the
-training data and the code version. Loading reads the card alone, never params.yaml."""
+(id, prefix, max_seq_length), the runtime (torch or onnx-int8) and precision setting, the head and
+its hyper-parameters, the training data and the code version. Loading reads the card alone, never params.yaml."""
 from __future__ import annotations
 
 import copy
@@ -32,10 +32,19 @@ def use_bf16(setting: str, device: str) -> bool:
     return cpu_has_native_bf16()
 
 
-def encoder_key(spec: dict, bf16: bool) -> str:
-    """Names an embedding cache: the encoder, its prefix, length and precision."""
+def precision(bf16: bool, runtime: str = "torch") -> str:
+    """What computes the embeddings: torch in bf16 or fp32, or the int8 ONNX graph (edu.runtime)."""
+    if runtime == "onnx-int8":
+        return "onnx-int8"
+    if runtime != "torch":
+        raise ModelError(f"unknown edu runtime {runtime!r}; expected torch | onnx-int8")
+    return "bf16-weights" if bf16 else "fp32"
+
+
+def encoder_key(spec: dict, bf16: bool, runtime: str = "torch") -> str:
+    """Names an embedding cache: the encoder, its prefix, length and precision (runtime)."""
     fields = {"model": spec["model"], "prefix": spec.get("prefix", ""),
-              "max_seq_length": spec.get("max_seq_length"), "precision": "bf16-weights" if bf16 else "fp32"}
+              "max_seq_length": spec.get("max_seq_length"), "precision": precision(bf16, runtime)}
     digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     name = spec["model"].split(":")[-1].split("/")[-1]
     return f"{name}-{digest}"
@@ -52,14 +61,22 @@ def _bf16_encoder(model_id: str):
     return copy.deepcopy(load_encoder(model_id)).to(torch.bfloat16)
 
 
-def encode(spec: dict, texts: list[str], batch_size: int = 32, bf16: str = "auto") -> np.ndarray:
+def encode(spec: dict, texts: list[str], batch_size: int = 32, bf16: str = "auto",
+           runtime: str = "torch") -> np.ndarray:
     """(len(texts), dim) float32 L2-normalized embeddings of `prefix + text`, truncated to
-    `max_seq_length` tokens (sentence-transformers sorts a batch run by length, so similar
-    lengths are padded together), with bf16 weights when `use_bf16`."""
+    `max_seq_length` tokens, similar lengths padded together (sorted by length). Runtime `torch`:
+    sentence-transformers, with bf16 weights when `use_bf16`; `onnx-int8`: the int8 ONNX graph
+    of the same encoder (edu/runtime.py)."""
     import torch
 
     from ..core.encoders import embed, load_encoder
 
+    if precision(False, runtime) == "onnx-int8":
+        from .runtime import encode_int8
+
+        length = int(spec.get("max_seq_length") or load_encoder(spec["model"], "cpu").max_seq_length)
+        prefix = spec.get("prefix", "")
+        return _normalized(encode_int8(spec["model"], [prefix + t for t in texts], length, batch_size))
     encoder = load_encoder(spec["model"])
     if use_bf16(bf16, str(encoder.device)):
         encoder = _bf16_encoder(spec["model"])
@@ -71,7 +88,11 @@ def encode(spec: dict, texts: list[str], batch_size: int = 32, bf16: str = "auto
             vectors = embed(encoder, list(texts), batch_size=batch_size, prefix=spec.get("prefix", ""))
     finally:
         encoder.max_seq_length = previous  # the encoder is shared (core.encoders caches it)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)  # bf16 normalizes to ~1e-3
+    return _normalized(vectors)  # bf16 normalizes to ~1e-3
+
+
+def _normalized(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
@@ -101,7 +122,7 @@ class EduScorer:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return encode(self.card["encoder"], texts, batch_size=int(self.card.get("batch_size", 32)),
-                      bf16=self.card.get("bf16", "auto"))
+                      bf16=self.card.get("bf16", "auto"), runtime=self.card.get("runtime", "torch"))
 
     def score(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if not texts:

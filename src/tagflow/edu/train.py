@@ -56,7 +56,7 @@ def train_setup(name: str, setup: dict, table: pd.DataFrame, cfg: "Config") -> d
 
     e, t = cfg.edu.embed, cfg.edu.train
     spec = e.encoders[setup["encoder"]]
-    folder = cache_folder(spec, e.bf16)
+    folder = cache_folder(spec, e.bf16, runtime=e.runtime)
     train, val = setup_rows(table, setup["train"], "train"), setup_rows(table, setup["train"], "val")
     X_train, X_val = vectors_for(folder, train["id"].tolist()), vectors_for(folder, val["id"].tolist())
     started = time.monotonic()
@@ -70,7 +70,8 @@ def train_setup(name: str, setup: dict, table: pd.DataFrame, cfg: "Config") -> d
         "family": "edu", "setup": name,
         "encoder": {"name": setup["encoder"], "model": spec["model"], "prefix": spec.get("prefix", ""),
                     "max_seq_length": spec.get("max_seq_length")},
-        "bf16": "on" if use_bf16(e.bf16, device) else "off",  # what the cache was computed with
+        "runtime": e.runtime,  # what computed the cache, so what serving must run
+        "bf16": "on" if e.runtime == "torch" and use_bf16(e.bf16, device) else "off",
         "batch_size": e.batch_size,
         "head": {"kind": head, "params": params},
         "train": {"sources": list(setup["train"]), "pages": len(train), "val_pages": len(val),
