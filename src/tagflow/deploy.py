@@ -116,8 +116,9 @@ def apply(cfg: DeployConfig, root: Path, *, pool: str | None = None, image: str 
     chosen = specs(cfg, families)
     if not (root / ENTRYPOINT.split(":")[0]).exists():
         raise ConfigError(f"{root / ENTRYPOINT.split(':')[0]} not found: run tagflow deploy from the project root")
-    schema = parameter_schema(load_flow_from_entrypoint(str(root / ENTRYPOINT)).fn).model_dump()
     try:
+        httpx.get(f"{url}/health", timeout=10).raise_for_status()   # fail in seconds, not after the client's retries
+        schema = parameter_schema(load_flow_from_entrypoint(str(root / ENTRYPOINT)).fn).model_dump()
         with get_client(sync_client=True) as client:
             work_pool = _pool(client, pool or cfg.pool, image)
             if work_pool.type != "process" and not image:
