@@ -123,7 +123,7 @@ def test_wrong_type(tmp_path, section, key, value, expected):
 
 def test_unknown_backend(tmp_path):
     path = write_params(tmp_path, lambda raw: raw["tagger"]["infer"].update(backend="telepathy"))
-    with pytest.raises(ConfigError, match=r"unknown tagger backend 'telepathy'; known: \['embedding', 'ensemble', 'lexical', 'llm', 'route'\]"):
+    with pytest.raises(ConfigError, match=r"unknown tagger backend 'telepathy'; known: \['embedding', 'ensemble', 'lexical', 'llm', 'rerank', 'route'\]"):
         load_config(path)
 
 
