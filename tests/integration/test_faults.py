@@ -191,3 +191,51 @@ def test_corrupt_dump_is_not_recorded_and_keeps_the_last_good_outputs(tmp_path):
     assert dump.read_bytes() == TINY.read_bytes()
     assert "up to date" in subprocess.run(["dvc", "status", "data", "thesaurus"], cwd=dest, env=env,
                                           capture_output=True, text=True).stdout
+
+
+# A stage run as a `tagflow` command (the CLI's own interrupt handling), working until Ctrl-C.
+COMMAND = """
+import sys, time
+from pathlib import Path
+from flows.common import stage_flow
+from tagflow.cli import cli, main
+from tagflow.core import tracking
+
+def work(cfg):
+    with tracking.stage_run("faults", "interrupted", "smoke", {}):
+        Path("interrupted.started").write_text("")
+        while True:
+            sum(i * i for i in range(10_000))
+
+cli.command("interrupted")(lambda: stage_flow("fault-interrupted", work)(params=sys.argv[1]))
+sys.exit(main(["interrupted"]))
+"""
+
+
+def test_ctrl_c_stops_the_stage_and_closes_its_runs(tmp_path):
+    """Ctrl-C as a terminal sends it: SIGINT to the whole process group, Prefect's ephemeral API
+    server included. The stage ends with status 130, its MLflow run FAILED; the flow run, which
+    the dead server could not record, is CRASHED by the next stage's start."""
+    from mlflow.tracking import MlflowClient
+
+    env = _env(tmp_path, "")
+    env.pop("PREFECT_API_URL")
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"   # a loaded machine
+    proc = subprocess.Popen([sys.executable, "-c", COMMAND, str(ROOT / "params.yaml")], cwd=tmp_path, env=env,
+                            stdout=(tmp_path / "interrupted.log").open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True,  # SIGINT not ignored, whatever the parent does
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        _wait_started(proc, tmp_path / "interrupted.started", tmp_path / "interrupted.log", timeout=240)
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(120)   # a guard against a hang, not a speed claim (README: measured)
+        print(f"stage ended {time.monotonic() - sent:.1f} s after Ctrl-C")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    log = (tmp_path / "interrupted.log").read_text()
+    assert code == 130 and "tagflow: interrupted" in log, log[-3000:]
+    store = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    [run] = store.search_runs([store.get_experiment_by_name("faults").experiment_id])
+    assert run.info.status == "FAILED"

@@ -77,7 +77,53 @@ def traceback_file(exc: BaseException, argv: list[str]) -> str:
         return "(could not write a log file; traceback above)"
 
 
+INTERRUPTED = "tagflow: interrupted; finished outputs are kept, rerun to resume"
+_interrupted: list[bool] = []   # set by the first Ctrl-C
+
+
+def _on_interrupt(signum, frame) -> None:
+    """Ctrl-C: raise KeyboardInterrupt as Python does (the stage closes its MLflow run FAILED on
+    the way out), and make sure the process ends soon after. The terminal sends SIGINT to the
+    whole process group, so Prefect's ephemeral API server stops too, and Prefect would then spend
+    minutes retrying it (recording the crash, draining logs) and end in an unrelated connection
+    error. The flow run it could not record is marked CRASHED by the next start (core.reaper)."""
+    if not _interrupted:
+        _interrupted.append(True)
+        _exit_soon(130, grace=5.0)
+    raise KeyboardInterrupt
+
+
+def _exit_soon(code: int, grace: float) -> None:
+    import os
+    import threading
+
+    def leave() -> None:
+        print(INTERRUPTED, file=sys.stderr, flush=True)
+        os._exit(code)
+
+    timer = threading.Timer(grace, leave)
+    timer.daemon = True
+    timer.start()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`tagflow ...`: the exit status (0 done, 1 bug, 2 user-fixable error, 130 interrupted)."""
+    import signal
+    import threading
+
+    # Not where SIGINT is ignored (a background job) or where signals cannot be set (a thread).
+    own = (threading.current_thread() is threading.main_thread()
+           and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if own:
+        signal.signal(signal.SIGINT, _on_interrupt)
+    try:
+        return _main(argv)
+    finally:
+        if own:  # a caller in the same process (tests) gets Python's own Ctrl-C back
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _main(argv: list[str] | None) -> int:
     from ..core.contracts import ContractError
     from ..core.log import configure
 
@@ -95,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         return 2
     except (click.exceptions.Abort, KeyboardInterrupt):
-        print("tagflow: interrupted; finished outputs are kept, rerun to resume", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except click.ClickException as exc:
         exc.show()
@@ -103,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except Exception as exc:  # a bug, or a failure nobody anticipated: one line, the rest logged
+        if _interrupted:  # a consequence of Ctrl-C (e.g. Prefect's API server stopped with it)
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         print(f"tagflow {' '.join(argv[:2])}: unexpected {type(exc).__name__}: {first} "
               f"(full traceback: {traceback_file(exc, argv)}; please report it)", file=sys.stderr)
