@@ -24,6 +24,7 @@ LIMITS = TagModeConfig()   # 3 tags, 3 words and 30 characters each
     ("[grain] [exports]", ["grain", "exports"]),                    # spaces between groups are allowed
     ("[ wheat harvest ][drought]", ["wheat harvest", "drought"]),   # tags are stripped
     ("[central bank policy]", ["central bank policy"]),             # exactly 3 words
+    ("[tagging][tag cloud]", ["tagging", "tag cloud"]),             # "tag" inside a real tag is fine
     ("[" + "x" * 30 + "]", ["x" * 30]),                              # exactly 30 characters
 ])
 def test_valid_answers(raw, tags):
@@ -35,6 +36,8 @@ def test_valid_answers(raw, tags):
     ('["economy", "inflation"]', "not_one_tag"),                    # the keyword mode's JSON is not a tag answer
     ("[economy, inflation]", "not_one_tag"),                        # a list in one bracket
     ("[economy; inflation]", "not_one_tag"),
+    ("[tag1][tag2][tag3]", "placeholder"),                          # the prompt's template echoed
+    ("[inflation][Tag 2]", "placeholder"),
     ("Tags: [economy][inflation]", "malformed"),                    # chatter before
     ("[economy][inflation] Hope this helps!", "malformed"),         # chatter after
     ("[economy] and [inflation]", "malformed"),                     # words between groups
@@ -62,7 +65,7 @@ def test_limits_are_parameters():
 def test_problem_counts_cover_every_answer():
     counts = problem_counts(["[a][b]", "oops", "[a][A]", "[x][y][z][w]", "[q]"], LIMITS)
     assert counts == {"valid": 2, "malformed": 1, "empty_tag": 0, "too_many_tags": 1, "not_one_tag": 0,
-                      "tag_too_long": 0, "duplicate_tag": 1}
+                      "placeholder": 0, "tag_too_long": 0, "duplicate_tag": 1}
 
 
 def test_the_parser_follows_the_mode():
