@@ -22,7 +22,7 @@ data: setup  ## obtain the thesaurus dump, the edu annotation sets and Reuters-2
 	@tagflow thesaurus fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
 	@tagflow edu fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
 	@tagflow topics fetch $(if $(wildcard $(MIRROR)),--mirror $(MIRROR))
-	@dvc status data | grep -q "modified" && echo "note: data/ differs from the version in \
+	@dvc status data | grep -qE "(modified|deleted|new): +data$$" && echo "note: data/ differs from the version in \
 	dvc.lock (a new dump?); check and record it with: dvc repro data && git commit dvc.lock" || true
 
 restore-data:  ## put back the last recorded (checked) thesaurus dump, e.g. after a rejected one
