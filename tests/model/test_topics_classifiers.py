@@ -119,3 +119,11 @@ def test_padding_does_not_change_a_documents_logits(splits, backbone, pooling):
     assert clf.params["pooling"] == pooling
     alone, padded = logits_alone_and_padded(clf, "Wheat exports rise", X[0] + " " + X[1])
     np.testing.assert_allclose(padded, alone, atol=1e-4)
+
+
+def test_max_minutes_stops_with_a_last_check(splits):
+    labels, X, Y, Xv, Yv = splits
+    clf = make_classifier("transformer", labels, transformer_params(max_steps=50, eval_every=100,
+                                                                     max_minutes=1e-6))
+    info = clf.fit(X, Y, Xv, Yv)
+    assert (info["steps"], info["best_step"], [h["step"] for h in info["history"]]) == (1, 1, [1])

@@ -274,7 +274,7 @@ class TransformerClassifier:
                     if bad_checks >= int(p["patience"]):
                         log.info("early stop at step %d (best step %d)", step, best["step"])
                         break
-            if out_of_time:
+            if out_of_time or time.monotonic() >= deadline:   # a check that ran past it ends here too
                 log.info("stopped at step %d: topics transformer max_minutes %s reached", step, p["max_minutes"])
                 break
         progress.done()
