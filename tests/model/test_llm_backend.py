@@ -97,3 +97,11 @@ def test_a_budget_too_small_for_any_label_is_refused(adapters, tiny_thesaurus):
     from tagflow.core.errors import ConfigError
     with pytest.raises(ConfigError, match=r"max_new_tokens: 3 tokens cannot hold even the shortest label answer \(4\)"):
         backend(adapters["json"], tiny_thesaurus, decoding="constrained", max_new_tokens=3)
+
+
+def test_length_sorted_batches_answer_in_the_callers_order(adapters, tiny_thesaurus):
+    """Batches are formed longest first (less padding); each chunk still gets its own answer."""
+    chunks = [CHUNKS[1], CHUNKS[0] + " " + CHUNKS[1] + " Libraries lend books to every reader.", "Museums."]
+    batched = backend(adapters["json"], tiny_thesaurus, batch_size=2).suggest(chunks)
+    alone = backend(adapters["json"], tiny_thesaurus, batch_size=1)
+    assert [c.raw for c in batched] == [alone.suggest([chunk])[0].raw for chunk in chunks]

@@ -1,6 +1,9 @@
 """Batched chat generation with a transformers causal LM: the one loop that teachers (sampling)
 and the LLM tagger backend (greedy) share. Prompts are left-padded by the tokenizer (see
-`core.models.load_causal_lm`), so one batch may mix lengths."""
+`core.models.load_causal_lm`), so one batch may mix lengths; conversations are batched in order
+of length (answers come back in the caller's order), so a batch pads to a similar length instead
+of to its longest outlier: on a GPU, where padding is most of the wasted work, this is the
+cheapest speed-up there is."""
 from __future__ import annotations
 
 Messages = list[dict]
@@ -16,9 +19,11 @@ def generate_chat(tok, model, conversations: list[Messages], *, max_new_tokens: 
     import torch
     from transformers import LogitsProcessorList
 
-    outputs: list = []
-    for i in range(0, len(conversations), max(1, batch_size)):
-        batch = conversations[i:i + max(1, batch_size)]
+    order = sorted(range(len(conversations)), key=lambda i: -_length(conversations[i]))
+    outputs: list = [None] * len(conversations)
+    for start in range(0, len(order), max(1, batch_size)):
+        members = order[start:start + max(1, batch_size)]
+        batch = [conversations[i] for i in members]
         enc = tok.apply_chat_template(batch, add_generation_prompt=True, return_tensors="pt",
                                       padding=True, return_dict=True).to(model.device)
         if seed is not None:
@@ -31,5 +36,12 @@ def generate_chat(tok, model, conversations: list[Messages], *, max_new_tokens: 
         with torch.inference_mode():
             out = model.generate(**enc, **kwargs, **generate_kwargs)
         new = out[:, enc["input_ids"].shape[1]:]
-        outputs += tok.batch_decode(new, skip_special_tokens=True) if decode else new.tolist()
+        answers = tok.batch_decode(new, skip_special_tokens=True) if decode else new.tolist()
+        for i, answer in zip(members, answers):
+            outputs[i] = answer
     return outputs
+
+
+def _length(conversation: Messages) -> int:
+    """Characters of a conversation's messages: a tokenizer-free proxy for its prompt length."""
+    return sum(len(str(m.get("content", ""))) for m in conversation)
