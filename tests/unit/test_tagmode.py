@@ -48,6 +48,8 @@ def test_valid_answers(raw, tags):
     ("[economy][][inflation]", "empty_tag"),
     ("[   ]", "empty_tag"),
     ("[a][b][c][d]", "too_many_tags"),
+    ("[1][A]", "not_a_word"),                                       # what a short IPO run learned to answer
+    ("[inflation][G7]", "not_a_word"),                              # one letter is not a word
     ("[the history of central banking]", "tag_too_long"),          # 5 words
     ("[" + "x" * 31 + "]", "tag_too_long"),                          # 31 characters
     ("[Economy][inflation][economy]", "duplicate_tag"),             # case does not make a new tag
@@ -57,15 +59,15 @@ def test_each_kind_of_invalid_answer_is_named(raw, problem):
 
 
 def test_limits_are_parameters():
-    loose = TagModeConfig(max_tags=5, max_tag_words=6, max_tag_chars=60)
+    loose = TagModeConfig(max_tags=5, max_tag_words=6, max_tag_chars=60, min_tag_letters=1)
     assert check_tags("[a][b][c][d]", loose)[0] == ["a", "b", "c", "d"]
     assert check_tags("[the history of central banking]", loose)[0] == ["the history of central banking"]
 
 
 def test_problem_counts_cover_every_answer():
-    counts = problem_counts(["[a][b]", "oops", "[a][A]", "[x][y][z][w]", "[q]"], LIMITS)
+    counts = problem_counts(["[ab][cd]", "oops", "[ab][AB]", "[x][y][z][w]", "[qq]", "[7]"], LIMITS)
     assert counts == {"valid": 2, "malformed": 1, "empty_tag": 0, "too_many_tags": 1, "not_one_tag": 0,
-                      "placeholder": 0, "tag_too_long": 0, "duplicate_tag": 1}
+                      "placeholder": 0, "not_a_word": 1, "tag_too_long": 0, "duplicate_tag": 1}
 
 
 def test_the_parser_follows_the_mode():

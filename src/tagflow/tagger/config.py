@@ -77,9 +77,10 @@ class TagModeConfig:
     max_tags: int = param(3, "a valid answer has 1..max_tags tags")
     max_tag_words: int = param(3, "a valid tag has at most this many words")
     max_tag_chars: int = param(30, "a valid tag has at most this many characters")
+    min_tag_letters: int = param(2, "a valid tag has at least this many letters ([1], [A] are not tags)")
 
     def __post_init__(self) -> None:
-        for key in ("max_tags", "max_tag_words", "max_tag_chars", "max_text_chars"):
+        for key in ("max_tags", "max_tag_words", "max_tag_chars", "max_text_chars", "min_tag_letters"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"tagger.pairs.tags.{key}: expected at least 1, got {getattr(self, key)}")
         if "{text}" not in self.prompt:

@@ -7,7 +7,8 @@ or after them; 1..max_tags groups; each tag (stripped) non-empty, at most max_ta
 max_tag_chars characters, and one tag, not a list or a quoted string (no `,` `;` or `"` inside:
 `[economy, inflation]` or a JSON array in brackets is not a tag answer); no tag twice (ignoring
 case); no tag is the prompt's own placeholder (`tag1`, `Tag 2`, `tag`: an echo of the template, not a
-tag). An invalid answer is named by its first
+tag); every tag has at least min_tag_letters letters (`[1]` or `[A]`, which a short IPO run
+learned to answer, say nothing about the text). An invalid answer is named by its first
 problem (PROBLEMS), so pair and evaluation figures can say why answers fail.
 
 Texts (`read_texts`): a Reuters-21578 SGML folder (story bodies), a CSV with a `text` column (the
@@ -24,8 +25,8 @@ from pathlib import Path
 from ..core.errors import DataError
 from .config import PairsConfig, TagModeConfig
 
-PROBLEMS = ("malformed", "empty_tag", "too_many_tags", "not_one_tag", "placeholder", "tag_too_long",
-            "duplicate_tag")
+PROBLEMS = ("malformed", "empty_tag", "too_many_tags", "not_one_tag", "placeholder", "not_a_word",
+            "tag_too_long", "duplicate_tag")
 _PLACEHOLDER = re.compile(r"tag\s*\d*", re.I)   # [tag1][tag2][tag3] copied from the prompt
 _NOT_IN_A_TAG = re.compile(r'[,;"]')   # a list or a JSON string crammed into one bracket
 _GROUP = r"\[[^\[\]\n]*\]"
@@ -47,6 +48,8 @@ def check_tags(raw: str, cfg: TagModeConfig) -> tuple[list[str] | None, str | No
         return None, "not_one_tag"
     if any(_PLACEHOLDER.fullmatch(t) for t in tags):
         return None, "placeholder"
+    if any(sum(ch.isalpha() for ch in t) < cfg.min_tag_letters for t in tags):
+        return None, "not_a_word"
     if any(len(t) > cfg.max_tag_chars or len(t.split()) > cfg.max_tag_words for t in tags):
         return None, "tag_too_long"
     if len({t.casefold() for t in tags}) < len(tags):
