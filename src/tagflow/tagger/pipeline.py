@@ -15,28 +15,11 @@ from ..thesaurus import Thesaurus
 from .backends import make_backend
 from .backends.base import ChunkSuggestions, TaggerBackend
 from .config import AGGREGATIONS, REFINEMENTS, InferConfig
+from .text import chunk_text  # noqa: F401 (part of this module's interface)
 
 
 class EmptyDocumentError(DataError):
     pass
-
-
-def chunk_text(text: str, size: int, overlap: int) -> list[str]:
-    """Windows of at most `size` chars, `overlap` chars shared, cut at whitespace when possible."""
-    if overlap >= size:
-        raise ConfigError(f"chunk overlap ({overlap}) must be smaller than chunk size ({size})")
-    text = text.strip()
-    chunks, start = [], 0
-    while start < len(text):
-        end = min(start + size, len(text))
-        if end < len(text):
-            cut = text.rfind(" ", start + size // 2, end)
-            end = cut if cut > 0 else end
-        chunks.append(text[start:end].strip())
-        if end >= len(text):
-            break
-        start = max(end - overlap, start + 1)
-    return [c for c in chunks if c]
 
 
 @dataclass

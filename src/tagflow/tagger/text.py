@@ -6,6 +6,8 @@ import functools
 import re
 import unicodedata
 
+from ..core.errors import ConfigError
+
 # Snowball stemmer per ISO 639-1 code (the snowballstemmer package, pure Python).
 SNOWBALL = {"en": "english", "fr": "french", "es": "spanish", "ru": "russian", "ar": "arabic",
             "fi": "finnish", "sv": "swedish", "de": "german", "it": "italian", "pt": "portuguese"}
@@ -94,3 +96,21 @@ def verbatim(text: str, labels) -> bool:
         if re.search(pattern, body, flags=re.IGNORECASE):
             return True
     return False
+
+
+def chunk_text(text: str, size: int, overlap: int) -> list[str]:
+    """Windows of at most `size` chars, `overlap` chars shared, cut at whitespace when possible."""
+    if overlap >= size:
+        raise ConfigError(f"chunk overlap ({overlap}) must be smaller than chunk size ({size})")
+    text = text.strip()
+    chunks, start = [], 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text):
+            cut = text.rfind(" ", start + size // 2, end)
+            end = cut if cut > 0 else end
+        chunks.append(text[start:end].strip())
+        if end >= len(text):
+            break
+        start = max(end - overlap, start + 1)
+    return [c for c in chunks if c]
