@@ -4,12 +4,12 @@ mocked and the loaders are stubbed (no hub download): the test reads what `_base
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.util
 from types import SimpleNamespace
 
 import pytest
 import torch
-import transformers
 
 from tagflow.config import load_config
 from tagflow.topics import classifiers, pooling
@@ -31,9 +31,12 @@ class Recorder:
 def machine(monkeypatch):
     """Set (cuda, bitsandbytes) availability; returns the recorders of the two model loaders."""
     loaders = {"seq_cls": Recorder(), "encoder": Recorder()}
-    monkeypatch.setattr(transformers, "AutoModelForSequenceClassification", loaders["seq_cls"])
-    monkeypatch.setattr(transformers, "AutoModel", loaders["encoder"])
-    monkeypatch.setattr(transformers, "AutoTokenizer", SimpleNamespace(from_pretrained=lambda path: SimpleNamespace(
+    # The module `from transformers import ...` reads now: some libraries re-import transformers
+    # during the suite (after the edu pipeline tests, sys.modules holds a new module object).
+    current = importlib.import_module("transformers")
+    monkeypatch.setattr(current, "AutoModelForSequenceClassification", loaders["seq_cls"])
+    monkeypatch.setattr(current, "AutoModel", loaders["encoder"])
+    monkeypatch.setattr(current, "AutoTokenizer", SimpleNamespace(from_pretrained=lambda path: SimpleNamespace(
         pad_token=None, eos_token="</s>", pad_token_id=2, padding_side="left")))
     monkeypatch.setattr(pooling, "is_encoder", lambda path: "bert" in path.lower())
     real_find_spec = importlib.util.find_spec
