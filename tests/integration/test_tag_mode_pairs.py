@@ -87,7 +87,8 @@ def test_pairs_stage_in_tag_mode_writes_pairs_and_metrics(config, monkeypatch, t
     metrics = json.loads(Path("metrics/pairs.json").read_text())
     assert metrics["mode"] == "tags" and metrics["pairs"] == len(written) == stats["pairs"] > 0
     assert metrics["problems"] == {"valid": 16, "malformed": 8, "empty_tag": 0, "too_many_tags": 0,
-                                   "not_one_tag": 0, "placeholder": 0, "tag_too_long": 0, "duplicate_tag": 0}
+                                   "not_one_tag": 0, "placeholder": 0, "not_a_word": 0, "tag_too_long": 0,
+                                   "duplicate_tag": 0}
     assert metrics["texts"]["count"] == 8 and metrics["texts"]["source"] == str(FIXTURE)
     held_out = {r["id"] for r in tag_rows(config.tagger.pairs, "eval")}
     assert not {p["source_id"] for p in written} & held_out   # evaluation texts are never paired
