@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.project_copy import copy_working_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 MIRROR = Path(os.environ.get("TAGFLOW_MIRROR", ROOT.parent / "shared" / "data"))
@@ -35,12 +36,7 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
     """A copy of the working tree (tracked + untracked, not ignored) as its own git repo, on the
     smoke profile, after `dvc repro`."""
     dest = tmp_path_factory.mktemp("e2e") / "project"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
+    copy_working_tree(dest)
     env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
                         "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false",
                         "BENTOML_DO_NOT_TRACK": "true", "MLFLOW_TRACKING_URI": f"sqlite:///{dest}/mlflow.db"}

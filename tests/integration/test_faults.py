@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.project_copy import copy_working_tree
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -144,12 +146,7 @@ def test_contract_failure_writes_nothing_and_keeps_the_last_good_outputs(tmp_pat
 def _project_copy(dest: Path) -> dict:
     """The working tree (tracked + untracked, not ignored) as its own git repo, with the tiny
     thesaurus as its dump."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
+    copy_working_tree(dest)
     dump = dest / "data" / "unesco-thesaurus" / "unesco-thesaurus.ttl"
     dump.parent.mkdir(parents=True)
     shutil.copyfile(TINY, dump)
