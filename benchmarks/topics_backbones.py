@@ -1,7 +1,8 @@
 """Topic classifiers side by side on the validation split, without DVC or MLflow: the data stage's
 table built in memory from an SGML folder, one candidate fitted per invocation (so peak memory is
-its own), scored as `topics_evaluate` scores (0.5 and cross-fitted per-class thresholds, 95%
-bootstrap CIs, all labels and the top 10). Prints one line per scope and writes a JSON report.
+its own), scored as `topics_evaluate` scores (0.5 and per-class thresholds: from the training
+split's cross-validated scores with `threshold_folds=5`, else tuned on validation and cross-fitted;
+95% bootstrap CIs, all labels and the top 10). Prints one line per scope and writes a JSON report.
 
     python benchmarks/topics_backbones.py --raw data/reuters21578 svm C=0.5 class_weight=balanced
     python benchmarks/topics_backbones.py --raw data/reuters21578 transformer max_length=256 epochs=2
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from tagflow.core.log import configure
@@ -26,6 +28,7 @@ from tagflow.topics.config import DataConfig, SvmConfig, TransformerConfig
 from tagflow.topics.data import build_table, label_matrix, texts_of
 from tagflow.topics.evaluate import score_split
 from tagflow.topics.reuters import read_dir
+from tagflow.topics.thresholds import cv_thresholds
 from tagflow.topics.train import peak_rss_mb
 
 DEFAULTS = {"svm": SvmConfig, "transformer": TransformerConfig}
@@ -58,13 +61,19 @@ def main(argv=None) -> dict:
     train, val = table[table["split"] == "train"], table[table["split"] == "validation"]
     Y, Yv = label_matrix(train["labels"], labels), label_matrix(val["labels"], labels)
 
+    folds = int(params.pop("threshold_folds", 0))
     clf = make_classifier(args.kind, labels, params)
     started = time.monotonic()
     fit_info = clf.fit(texts_of(train), Y, texts_of(val), Yv)
+    if folds:   # as topics_train: thresholds from the training split's CV; validation unseen
+        cv = cv_thresholds(lambda: make_classifier(args.kind, labels, params), labels, texts_of(train), Y,
+                           folds, data_cfg.seed)
+        fit_info |= {f"cv_{k}": v for k, v in cv.items() if k.startswith(("oof_", "labels_not"))}
     train_seconds = round(time.monotonic() - started, 1)
     S = clf.scores(texts_of(val))
-    figures = score_split(Yv, S, M.crossfit_predictions(Yv, S, data_cfg.seed), labels, top10,
-                          "validation", args.bootstrap, data_cfg.seed)
+    P_tuned = (S >= np.array([cv["thresholds"][label] for label in labels]) if folds
+               else M.crossfit_predictions(Yv, S, data_cfg.seed))
+    figures = score_split(Yv, S, P_tuned, labels, top10, "validation", args.bootstrap, data_cfg.seed)
     report = {"kind": args.kind, "params": params, "label_set": args.label_set, "labels": len(labels),
               "train_docs": len(train), "validation_docs": len(val), "train_seconds": train_seconds,
               "peak_rss_mb": peak_rss_mb(), "fit": fit_info, "figures": figures}

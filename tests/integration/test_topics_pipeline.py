@@ -1,5 +1,5 @@
 """The topics family end to end on a tiny SGML distribution: fetch (mirror fallback), data,
-contracts (real GX), training (the SVM), evaluation, registration in a real MLflow store with
+contracts (real GX), training (the SVM, thresholds from training CV), evaluation, registration in a real MLflow store with
 the micro-F1 gate and the macro-F1 guard, the served model answering what evaluation measured,
 and `tagflow topics predict` on JSONL and CSV input."""
 from __future__ import annotations
@@ -70,6 +70,7 @@ def topics_config(mlflow_store) -> Config:
     t.contracts.min_train_docs, t.contracts.min_val_docs = 50, 20
     t.contracts.min_labels = 4
     t.train.candidates = ["svm"]
+    t.train.svm.threshold_folds = 3     # the cpu profile's mechanism (5 folds there)
     t.evaluate.bootstrap = 50
     t.registry.gate_target = 0.5
     return cfg
@@ -110,6 +111,32 @@ def test_first_model_is_champion_and_serves_what_evaluation_measured(pipeline, m
     card = model.unwrap_python_model().card
     assert card["family"] == "topics" and card["classifier"]["kind"] == "svm"
     assert card["labels"] == ["acq", "crude", "earn", "grain"]
+
+
+def test_thresholds_come_from_training_cv_and_are_served(pipeline, cfg, mlflow_store):
+    cv = json.loads((mlflow_store / paths.cv_thresholds_file("svm")).read_text())
+    used = json.loads((mlflow_store / paths.thresholds_file("svm")).read_text())
+    assert cv["tuned_on"] == used["tuned_on"] == "train (3-fold cross-validated scores)"
+    assert used["thresholds"] == cv["thresholds"] and cv["docs"] == pipeline["data"]["train_docs"]
+    assert "oof_micro_f1" in cv and "cv_oof_micro_f1" in pipeline["train"]["candidates"]["svm"]
+    model, _ = registry.load_champion("reuters-topics")
+    served = model.unwrap_python_model()
+    assert served.predictor.thresholds.tolist() == [cv["thresholds"][label] for label in served.predictor.labels]
+    assert "cross-validated" in served.card["thresholds"]
+
+
+def test_without_cv_thresholds_evaluation_tunes_on_validation(pipeline, cfg, mlflow_store):
+    cv_file = mlflow_store / paths.cv_thresholds_file("svm")
+    saved = cv_file.read_text()
+    table, info = data.read_table()
+    try:
+        cv_file.unlink()
+        evaluate.evaluate_candidate("svm", table, info, 50, cfg.topics.data.seed)
+        used = json.loads((mlflow_store / paths.thresholds_file("svm")).read_text())
+        assert used["tuned_on"] == "validation" and used["docs"] == pipeline["data"]["validation_docs"]
+    finally:   # the module's later tests read the CV thresholds' evaluation
+        cv_file.write_text(saved)
+        evaluate.evaluate_candidate("svm", table, info, 50, cfg.topics.data.seed)
 
 
 def test_macro_f1_guard_blocks_a_regression(pipeline, cfg, mlflow_store):

@@ -16,6 +16,7 @@ def test_topics_profiles():
     assert (gpu.train.transformer.backbone, gpu.train.transformer.load_in_4bit) == ("meta-llama/Llama-3.2-1B", True)
     assert gpu.train.transformer.lora_r == cpu.train.transformer.lora_r  # nested keys merged
     assert cpu.registry.guard_metrics == ["validation/macro_f1_tuned"]
+    assert cpu.train.svm.threshold_folds == 5 and cpu.train.transformer.threshold_folds == 0
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -32,4 +33,10 @@ def test_topics_names_checked(tmp_path, key, value, message):
 def test_topics_unknown_candidate(tmp_path):
     path = write_params(tmp_path, lambda raw: raw["topics"]["train"].update(candidates=["svm", "bert"]))
     with pytest.raises(ConfigError, match=r"candidates: \['svm', 'bert'\]; choose from"):
+        load_config(path)
+
+
+def test_topics_threshold_folds_checked(tmp_path):
+    path = write_params(tmp_path, lambda raw: raw["topics"]["train"]["svm"].update(threshold_folds=1))
+    with pytest.raises(ConfigError, match=r"svm.threshold_folds: 1; expected 0 .* or at least 2"):
         load_config(path)

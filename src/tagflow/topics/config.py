@@ -39,6 +39,8 @@ class SvmConfig:
     min_df: int = param(1, "terms in fewer documents are dropped")
     sublinear_tf: bool = param(True, "1 + log(tf)")
     class_weight: str = param("none", "none | balanced (each label's positives weighted by its rarity)")
+    threshold_folds: int = param(0, "if >= 2: per-class thresholds tuned on this many folds' cross-validated "
+                                    "scores over the training split (folds + 1 fits); 0: tuned on validation")
 
 
 @dataclass
@@ -63,6 +65,7 @@ class TransformerConfig:
     load_in_4bit: bool = param(False, "QLoRA: 4-bit base weights (CUDA + bitsandbytes only)")
     threads: int = param(0, "CPU threads for torch (0 = torch's default); 1 is ~4x faster per step "
                             "when other jobs share the cores (README)")
+    threshold_folds: int = param(0, "as the svm's (each fold trains the transformer again); 0: tuned on validation")
 
 
 @dataclass
@@ -115,3 +118,8 @@ def check(cfg: TopicsConfig, where: str = "topics") -> None:
     unknown = [c for c in cfg.train.candidates if c not in CANDIDATES]
     if unknown or not cfg.train.candidates:
         raise ConfigError(f"{where}.train.candidates: {cfg.train.candidates}; choose from {list(CANDIDATES)}")
+    for kind in CANDIDATES:
+        folds = getattr(cfg.train, kind).threshold_folds
+        if folds == 1 or folds < 0:
+            raise ConfigError(f"{where}.train.{kind}.threshold_folds: {folds}; expected 0 (tune on "
+                              "validation) or at least 2")

@@ -1,20 +1,22 @@
 """Stage `topics_evaluate`: score every trained candidate on validation (and on the test split
-when there is one), tune per-class thresholds on validation, pick the candidate to register.
+when there is one) at 0.5 and at per-class thresholds, pick the candidate to register.
 
 Per candidate and split: micro/macro F1 at 0.5 and with the tuned thresholds, 95% bootstrap CIs
 over documents, the same on the 10 most frequent topics (`top10/...`), a per-class report and
-JSONL predictions (through `inference.TopicPredictor`, the served code path). On validation the
-tuned figures are cross-fitted (thresholds tuned on one half, scored on the other), since the
-final thresholds are tuned on all of it; on test they use the final thresholds.
+JSONL predictions (through `inference.TopicPredictor`, the served code path). Thresholds come
+from the training split's cross-validated scores when training saved them (`threshold_folds`;
+validation is then unseen and scored with them directly), else they are tuned on validation and
+the validation figures are cross-fitted (tuned on one half, scored on the other); on test the
+final thresholds are used.
 metrics/topics.json holds the selected candidate's metrics plus `<candidate>/<metric>` for all.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-
 from ..core import tracking
-from ..core.io import write_json, write_jsonl
+from ..core.io import read_json, write_json, write_jsonl
 from ..core.log import get_logger
 from . import metrics as M
 from . import paths
@@ -42,17 +44,25 @@ def evaluate_candidate(kind: str, table, info: dict, n_boot: int, seed: int) -> 
     """Metrics of one trained candidate; writes its thresholds, per-class report and predictions."""
     from .classifiers import load_classifier
     from .data import label_matrix, texts_of
-    from .inference import TopicPredictor
+    from .inference import TopicPredictor, read_thresholds
 
     labels, top10 = info["labels"], info["top10"]
     clf = load_classifier(paths.model_dir(kind))
     val = table[table["split"] == "validation"]
     Yv, Sv = label_matrix(val["labels"], labels), clf.scores(texts_of(val))
-    thresholds = M.tune_thresholds(Yv, Sv)
+    cv_file = Path(paths.cv_thresholds_file(kind))
+    if cv_file.exists():   # tuned on the training split's CV scores: validation is unseen
+        tuned = read_json(cv_file, f"{kind} cross-validated thresholds")
+        thresholds = read_thresholds(cv_file, labels)
+        P_val = Sv >= thresholds
+    else:                  # tuned on validation: scored there only cross-fitted
+        thresholds = M.tune_thresholds(Yv, Sv)
+        tuned = {"labels": labels, "thresholds": dict(zip(labels, thresholds.tolist())),
+                 "tuned_on": "validation", "docs": int(len(val))}
+        P_val = M.crossfit_predictions(Yv, Sv, seed)
     predictor = TopicPredictor(clf, thresholds)
-    write_json(paths.thresholds_file(kind), {"labels": labels, "thresholds": dict(zip(labels, thresholds.tolist())),
-                                             "tuned_on": "validation", "docs": int(len(val))})
-    metrics = score_split(Yv, Sv, M.crossfit_predictions(Yv, Sv, seed), labels, top10, "validation", n_boot, seed)
+    write_json(paths.thresholds_file(kind), tuned)
+    metrics = score_split(Yv, Sv, P_val, labels, top10, "validation", n_boot, seed)
     rows, reports = [], {"validation": M.per_class(Yv, predictor.decide(Sv), labels, thresholds)}
     parts = [("validation", val, Sv)]
     test = table[table["split"] == "test"]

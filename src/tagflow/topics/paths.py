@@ -3,6 +3,7 @@ TABLE = "artifacts/topics/data/reuters.parquet"
 LABELS = "artifacts/topics/data/labels.json"
 CONTRACTS_DIR = "reports/contracts/topics"
 MODELS_DIR = "artifacts/topics/models"          # one folder per candidate
+CV_THRESHOLDS = "cv_thresholds.json"            # in a candidate's folder: thresholds from training CV
 RUN_FILE = "artifacts/topics/models/run.json"
 EVAL_DIR = "artifacts/topics/eval"              # predictions JSONL + thresholds per candidate
 REGISTRY_REPORT = "reports/topics_registry.json"
@@ -18,3 +19,7 @@ def model_dir(candidate: str) -> str:
 
 def thresholds_file(candidate: str) -> str:
     return f"{EVAL_DIR}/{candidate}/thresholds.json"
+
+
+def cv_thresholds_file(candidate: str) -> str:
+    return f"{model_dir(candidate)}/{CV_THRESHOLDS}"

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 log = get_logger("topics.register")
 
 
+def thresholds_source(candidate: str) -> str:
+    return read_json(paths.thresholds_file(candidate), "topics thresholds").get("tuned_on", "validation")
+
+
 def card(cfg: "Config", metrics: dict) -> dict:
     """What shapes the registered model's answers, and what it was measured at."""
     from .classifiers import META
@@ -32,7 +36,7 @@ def card(cfg: "Config", metrics: dict) -> dict:
         "classifier": {"kind": meta["kind"], **meta["params"]},
         "labels": meta["labels"],
         "label_set": cfg.topics.data.label_set,
-        "thresholds": "tuned per class on validation (thresholds.json)",
+        "thresholds": f"per class, tuned on {thresholds_source(selected)} (thresholds.json)",
         "data": {"corpus": "Reuters-21578 (ModApte)", "test_split": cfg.topics.data.test_split,
                  **{k: v for k, v in data.items() if k.endswith("_docs")}},
         "measured": {f"{split}/{k}": metrics[f"{split}/{k}"] for split in ("validation", "test")

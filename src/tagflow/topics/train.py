@@ -1,6 +1,8 @@
 """Stage `topics_train`: fit every candidate in `topics.train.candidates` on the training split
 (the transformer stops early on validation micro-F1), save each under artifacts/topics/models/,
-and record time and peak memory in one MLflow run that evaluation and registration join."""
+and record time and peak memory in one MLflow run that evaluation and registration join.
+A candidate with `threshold_folds` >= 2 also gets per-class thresholds tuned on cross-validated
+scores over the training split (topics/thresholds.py), saved beside it; evaluation uses them."""
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +30,11 @@ def peak_rss_mb() -> float:
     return round(peak / (1 << 20) if sys.platform == "darwin" else peak / 1024, 1)
 
 
-def candidate_params(cfg: "Config", kind: str) -> dict:
-    return dataclasses.asdict(getattr(cfg.topics.train, kind))
+def candidate_params(cfg: "Config", kind: str) -> tuple[dict, int]:
+    """(the classifier's parameters, threshold_folds): the folds shape the thresholds, not the
+    classifier, so they stay out of its saved metadata."""
+    params = dataclasses.asdict(getattr(cfg.topics.train, kind))
+    return params, int(params.pop("threshold_folds", 0))
 
 
 def run(cfg: "Config") -> dict:
@@ -38,6 +43,7 @@ def run(cfg: "Config") -> dict:
     from .classifiers import make_classifier
     from .config import check
     from .data import label_matrix, read_table, texts_of
+    from .thresholds import cv_thresholds
 
     check(cfg.topics)
     t = cfg.topics
@@ -54,10 +60,16 @@ def run(cfg: "Config") -> dict:
         for kind in t.train.candidates:
             log.info("training %s on %d documents, %d labels", kind, len(X), len(labels))
             started = time.monotonic()
-            clf = make_classifier(kind, labels, candidate_params(cfg, kind))
+            clf_params, folds = candidate_params(cfg, kind)
+            clf = make_classifier(kind, labels, clf_params)
             fit_info = clf.fit(X, Y, Xv, Yv)
-            seconds = round(time.monotonic() - started, 1)
             clf.save(out / kind)
+            if folds:
+                cv = cv_thresholds(lambda: make_classifier(kind, labels, clf_params), labels, X, Y, folds,
+                                   t.data.seed)
+                write_json(out / kind / paths.CV_THRESHOLDS, cv)
+                fit_info |= {f"cv_{k}": v for k, v in cv.items() if k.startswith(("oof_", "labels_not"))}
+            seconds = round(time.monotonic() - started, 1)
             entry = {"train_seconds": seconds, "peak_rss_mb": peak_rss_mb(), **fit_info}
             report["candidates"][kind] = entry
             mlflow.log_metrics({f"{kind}/{k}": float(v) for k, v in entry.items()
