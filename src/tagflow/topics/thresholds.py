@@ -45,9 +45,12 @@ def out_of_fold_scores(make, texts: Sequence[str], Y: np.ndarray, folds: int, se
 
 def cv_thresholds(make, labels: Sequence[str], texts: Sequence[str], Y: np.ndarray, folds: int,
                   seed: int) -> dict:
-    """{"labels", "thresholds": {label: t}, "tuned_on", ...} tuned on out-of-fold scores, with the
-    out-of-fold figures at 0.5 (scores the final model's thresholds never saw)."""
-    S = out_of_fold_scores(make, texts, Y, folds, seed)
+    """{"labels", "thresholds": {label: t}, "tuned_on", ...} tuned on out-of-fold scores."""
+    return thresholds_record(labels, Y, out_of_fold_scores(make, texts, Y, folds, seed), folds, seed)
+
+
+def thresholds_record(labels: Sequence[str], Y: np.ndarray, S: np.ndarray, folds: int, seed: int) -> dict:
+    """The thresholds tuned on out-of-fold scores S, with the out-of-fold figures at 0.5."""
     thresholds = M.tune_thresholds(Y, S)
     at_half = M.f1_scores(Y, S >= 0.5)
     return {"labels": list(labels), "thresholds": dict(zip(labels, thresholds.tolist())),
