@@ -2,20 +2,22 @@
 
     python benchmarks/serve_load.py --model cpu --seconds 20          # a real cpu-profile tagger
     python benchmarks/serve_load.py --model fake --seconds 20         # the tests' word-lookup fake
-    python benchmarks/serve_load.py --model cpu --services-from c5a123b --no-faults   # the old service
+    python benchmarks/serve_load.py --model cpu --services-from a5d83cb --no-faults   # the old service
 
 In a scratch folder: a sqlite MLflow registry holding the model twice (v1 champion, v2 for the
 rollback case), then a real `bentoml serve` on loopback. `cpu` builds the cpu profile's tagger
-from the project's own code: the embedding backend (all-MiniLM-L6-v2, embedded) indexed over the
-UNESCO dump (--dump, default: the newest in ../shared/data/unesco-thesaurus), card settings as in
-params.yaml's cpu base (top_n 8, refine specific, 3000-character chunks); it is not evaluated, so
-its versions carry no gate verdict. Requests are the dev set's 44 documents, round robin.
+from the project's own code, with params.yaml's `cpu` tagger.infer (today `route`: MiniLM for
+English chunks, multilingual e5 for the others; top_n 8, refine specific, 3000-character chunks),
+fitted over the UNESCO dump (--dump, default: the newest in ../shared/data/unesco-thesaurus) or
+taken from --fitted; it is not evaluated, so its versions carry no gate verdict. Requests are the
+dev set's 44 documents (30 English, 7 French, 7 Spanish), round robin.
 
 Reported: bad inputs tried (status, time), then for each client count the requests/s served,
 p50/p95/p99 latency of served requests, refused (503) and the time to refusal, other errors, and
 /info latency probed during the load; memory (RSS of serve + worker) before and after; and the
 fault cases: registry down at start, alias promotion and rollback followed, SIGTERM, SIGKILL.
---services-from REV runs the service code of a git revision (for before/after figures).
+--services-from REV runs the service and library code (services/, src/) of a git revision, on
+the same registered model (for before/after figures).
 """
 from __future__ import annotations
 
@@ -71,28 +73,34 @@ def register_twice(work: Path, name: str, log_model) -> str:
     return uri
 
 
-def cpu_model(work: Path, dump: Path):
-    """log_model() for the cpu profile's tagger, built now from `dump`."""
-    from tagflow.core.config import build
+def cpu_model(work: Path, dump: Path, fitted: Path | None = None):
+    """log_model() for the cpu profile's tagger (params.yaml's `cpu` tagger.infer: today the
+    `route` backend), fitted now over `dump`, or taken from `fitted`: a backend directory fitted
+    before with the same parameters over the same dump (the e5 member's index takes minutes)."""
+    import shutil
+
+    from tagflow.config import load_config
     from tagflow.core.tracking import code_version
     from tagflow.tagger.artifact import file_sha256, log_tagger, model_card, requirements
     from tagflow.tagger.backends import fit_backend, get_backend
-    from tagflow.tagger.config import InferConfig
     from tagflow.thesaurus import Thesaurus, parse_skos
 
     started = time.monotonic()
     table = parse_skos(dump, ["en", "fr", "es", "ar", "ru"])
     concepts = work / "concepts.parquet"
     table.to_parquet(concepts, index=False)
-    infer = build(InferConfig, {"backend": "embedding", "backends": {}, "chunk_chars": 3000, "chunk_overlap": 500,
-                                "top_n": 8, "refine": "specific", "label_lang": "en"}, "serve_load")
+    infer = load_config(ROOT / "params.yaml", "cpu").tagger.infer
     model_dir = work / "backend"
-    fit_backend(infer, Thesaurus(table), [], [], model_dir)
-    card = model_card(infer, get_backend("embedding").model_info(model_dir),
+    if fitted:
+        shutil.copytree(fitted, model_dir)
+    else:
+        fit_backend(infer, Thesaurus(table), [], [], model_dir)
+    card = model_card(infer, get_backend(infer.backend).model_info(model_dir),
                       {"dump": dump.name, "sha256": file_sha256(dump), "concepts": len(table)},
                       code_version(), "cpu")
-    print(f"built the cpu tagger ({len(table)} concepts) in {time.monotonic() - started:.0f}s", flush=True)
-    return lambda: log_tagger(str(model_dir), str(concepts), card, requirements("embedding"))
+    print(f"built the cpu tagger ({infer.backend}, {len(table)} concepts) in {time.monotonic() - started:.0f}s",
+          flush=True)
+    return lambda: log_tagger(str(model_dir), str(concepts), card, requirements(infer.backend))
 
 
 def fake_model(work: Path):
@@ -123,7 +131,7 @@ class Serve:
         self.log = work / log_name
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TAGFLOW_MODEL_NAME": name,
                "BENTOML_HOME": str(work / "bentoml"), "BENTOML_DO_NOT_TRACK": "true",
-               "PYTHONPATH": os.pathsep.join([str(cwd), str(ROOT / "src")]), **env}
+               "PYTHONPATH": os.pathsep.join([str(cwd), str(cwd / "src")]), **env}
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen([BENTOML, "serve", "services.tagger_service:Tagger", "--host", "127.0.0.1",
                                           "--port", str(self.port)], cwd=cwd, env=env, stdout=out,
@@ -314,6 +322,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--clients", default="1,8,32")
     ap.add_argument("--services-from", default=None, help="git revision whose services/ to run")
+    ap.add_argument("--fitted", type=Path, default=None,
+                    help="cpu: a backend directory already fitted with the cpu profile's parameters over --dump")
     ap.add_argument("--no-faults", action="store_true")
     ap.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     ap.add_argument("--work", type=Path, default=None,
@@ -328,7 +338,7 @@ def main() -> None:
     if args.services_from:
         cwd = work / f"checkout-{args.services_from}"
         cwd.mkdir(exist_ok=True)
-        archive = subprocess.run(["git", "archive", args.services_from, "services"], cwd=ROOT,
+        archive = subprocess.run(["git", "archive", args.services_from, "services", "src"], cwd=ROOT,
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x"], input=archive, cwd=cwd, check=True)
     if (work / "mlflow.db").exists():
@@ -336,7 +346,8 @@ def main() -> None:
         uri = f"sqlite:///{work}/mlflow.db"
         mlflow.MlflowClient(tracking_uri=uri).set_registered_model_alias(name, "champion", "1")
     else:
-        log_model = cpu_model(work, args.dump or newest_dump()) if args.model == "cpu" else fake_model(work)
+        log_model = (cpu_model(work, args.dump or newest_dump(), args.fitted) if args.model == "cpu"
+                     else fake_model(work))
         uri = register_twice(work, name, log_model)
     texts = []
     for f in sorted((ROOT / "devsets" / "tagger").glob("*.jsonl")):

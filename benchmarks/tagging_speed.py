@@ -4,9 +4,17 @@ latency p50/p95 (one chunk per call), and the process's peak memory.
 
     python benchmarks/tagging_speed.py --project . --backends lexical embedding
     python benchmarks/tagging_speed.py --project . --backends llm      # needs artifacts/tagger
+    python benchmarks/tagging_speed.py --fitted DIR --concepts concepts.parquet --shards --docs 15
 
 Documents: the hand-indexed development set (devsets/tagger). Fits lexical/embedding/ensemble
 on the project's synthetic training split first (not timed). Prints one Markdown table.
+
+--shards times params.yaml's tagger.infer (today `route`), already fitted in --fitted over the
+concept table --concepts, in rounds that alternate the encoder's two ways of using the cores:
+`plain` (one encoder call, torch's own intra-op threads) and `sharded` (length-sorted shards on
+single-threaded pool threads, backends/shards.py), each one document at a time and in batches of
+--batch documents (what the service's queue merges), and checks that both answer the same.
+--docs takes every n-th development document so that the languages stay mixed.
 """
 from __future__ import annotations
 
@@ -48,6 +56,42 @@ def measure(tagger: Tagger, texts: list[str], repeats: int) -> dict:
             "chunk_p95_s": round(q[18], 4), "chunks": len(chunks)}
 
 
+def docs_per_s(tagger: Tagger, texts: list[str], batch: int) -> tuple[float, list]:
+    start, answers = time.monotonic(), []
+    for i in range(0, len(texts), batch):
+        answers += tagger.tag_many(texts[i:i + batch])
+    return len(texts) / (time.monotonic() - start), answers
+
+
+def compare_shards(tagger: Tagger, texts: list[str], batch: int, rounds: int) -> list[dict]:
+    """Rows of (round, mode, docs/s one at a time, docs/s in batches); raises if the modes'
+    answers differ (other concepts, or scores apart by more than float rounding)."""
+    from tagflow.core.encoders import embed
+    from tagflow.tagger.backends import shards
+
+    sharded = shards.embed_sharded
+    modes = {"plain": embed, "sharded": sharded}
+    rows, reference = [], None
+    tagger.tag_many(texts[:2])                    # warm-up: lazy loads, the pool, first calls
+    for r in range(1, rounds + 1):
+        for mode, fn in modes.items():
+            shards.embed_sharded = fn             # embedding.window_scores looks it up per call
+            try:
+                single, answers = docs_per_s(tagger, texts, 1)
+                batched, _ = docs_per_s(tagger, texts, batch)
+            finally:
+                shards.embed_sharded = sharded
+            got = [[(c.uri, c.score) for c in a.concepts] for a in answers]
+            reference = reference or got
+            for mine, ref in zip(got, reference):
+                if [u for u, _ in mine] != [u for u, _ in ref] or any(abs(a - b) > 1e-4 for (_, a), (_, b) in zip(mine, ref)):
+                    raise SystemExit(f"{mode} answered differently: {mine} vs {ref}")
+            rows.append({"round": r, "mode": mode, "single": round(single, 3), "batched": round(batched, 3),
+                         "ratio": round(batched / single, 2)})
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--project", default=".")
@@ -55,10 +99,32 @@ def main() -> None:
     ap.add_argument("--params", help="params.yaml to read tagger.infer from (default: the project's)")
     ap.add_argument("--docs", type=int, default=44, help="development documents used")
     ap.add_argument("--chunks", type=int, default=30, help="chunks timed one by one for latency")
+    ap.add_argument("--shards", action="store_true", help="plain vs sharded encoder calls (see above)")
+    ap.add_argument("--fitted", type=Path, help="--shards: the fitted backend directory")
+    ap.add_argument("--concepts", type=Path, help="--shards: the concept table it was fitted over")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     project = Path(args.project)
+    texts = [r["text"] for r in load_dev_set(project / "devsets/tagger")]
+    if args.shards:
+        from tagflow.config import load_config
+        from tagflow.thesaurus import Thesaurus
+
+        if not (args.fitted and args.concepts):
+            sys.exit("--shards needs --fitted and --concepts")
+        infer = load_config(Path(args.params or project / "params.yaml")).tagger.infer
+        th = Thesaurus.load(args.concepts)
+        texts = texts[::max(1, len(texts) // args.docs)][:args.docs]
+        rows = compare_shards(Tagger(make_backend(infer, th, args.fitted), th, infer), texts, args.batch,
+                              args.rounds)
+        print(f"| round | encoder | docs/s one at a time | docs/s in batches of {args.batch} | ratio |\n|---|---|---|---|---|")
+        for row in rows:
+            print(f"| {row['round']} | {row['mode']} | {row['single']} | {row['batched']} | {row['ratio']} |")
+        print(f"\n{len(texts)} documents, backend {infer.backend}; answers identical across modes", file=sys.stderr)
+        return
     cfg, th, train, val = load_project(project, args.params and Path(args.params))
-    texts = [r["text"] for r in load_dev_set(project / "devsets/tagger")][:args.docs]
+    texts = texts[:args.docs]
     rows = []
     for backend in args.backends:
         infer = copy.deepcopy(cfg.tagger.infer)

@@ -126,13 +126,13 @@ class EmbeddingBackend(TaggerBackend):
     def window_scores(self, chunks: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
         """Per chunk a (windows, concepts) cosine matrix (a concept's best description per
         window), and (chunks, concepts) cosines of each chunk's mean window vector. All windows of
-        all chunks go through the encoder in one batch."""
-        from ...core.encoders import embed
+        all chunks go through the encoder together (length-sorted shards side by side: shards.py)."""
+        from .shards import embed_sharded
 
         pieces = [windows(c, self.params["window_chars"]) for c in chunks]
         bounds = np.cumsum([0] + [len(ps) for ps in pieces])
-        queries = embed(self.encoder, [p for ps in pieces for p in ps], self.params["batch_size"],
-                        self.params["query_prefix"])
+        queries = embed_sharded(self.encoder, [p for ps in pieces for p in ps], self.params["batch_size"],
+                                self.params["query_prefix"])
         per_window = np.maximum.reduceat(queries @ self.vectors.T, self.starts, axis=1)
         means = np.stack([queries[a:b].mean(0) for a, b in zip(bounds[:-1], bounds[1:])])
         means /= np.linalg.norm(means, axis=1, keepdims=True)
