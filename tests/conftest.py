@@ -21,6 +21,8 @@ from typing import Callable
 import httpx
 import pytest
 
+from tests.prefect_db import save_prefect_db, seed_prefect_db
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_TTL = ROOT / "tests" / "data" / "tiny.ttl"
 BIN = Path(sys.executable).parent
@@ -115,15 +117,64 @@ def server_process() -> type[ServerProcess]:
     return ServerProcess
 
 
+@pytest.fixture(scope="session")
+def prefect_db_template(request, tmp_path_factory) -> Path:
+    """Where a migrated, empty Prefect server database is kept: migrating a fresh one takes a
+    server 15-30 s here, so the first server of a session (or of an earlier run, through pytest's
+    cache) saves one (save_prefect_db) and later ones start from a copy (seed_prefect_db)."""
+    from importlib.metadata import version
+
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    folder = cache.mkdir("prefect-server-db") if cache else tmp_path_factory.mktemp("prefect-db")
+    return folder / f"prefect-{version('prefect')}.db"
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory, server_process, prefect_db_template):
+    """One real Prefect server on loopback for the session's stage processes; yields its API URL.
+    A stage process pointed at it skips starting its own ephemeral server (~9 s CPU per process
+    here, most of a small stage's cost); tests tell their runs apart by flow name or run id.
+    Ephemeral mode keeps its own tests (test_faults' Ctrl-C, test_corpus, test_edu_judge)."""
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    db = home / "prefect.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
+        "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{db}"}
+    seed_prefect_db(db, prefect_db_template)
+    server = server_process([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], home / "server.log", env=env, name="prefect server")
+    try:
+        server.wait_for(f"http://127.0.0.1:{port}/api/health", timeout=300)   # a loaded machine
+        save_prefect_db(db, prefect_db_template)
+        yield f"http://127.0.0.1:{port}/api"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_db_template(tmp_path_factory) -> Path:
+    """An empty sqlite MLflow store, created (schema migrations: ~6 s here) once per session;
+    a test copies it where it wants a fresh store instead of creating one."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()   # creates and migrates it
+    return path
+
+
 @pytest.fixture(scope="module")
-def mlflow_store(tmp_path_factory):
+def mlflow_store(tmp_path_factory, mlflow_db_template):
     """A fresh sqlite MLflow store in its own directory (the cwd while the module runs), at the
     place the project's default URI names (root/mlflow.db) but by absolute path: MLflow caches a
     store per URI string, so a relative URI would reach an earlier module's file. Yields the
     directory."""
+    import shutil
+
     import mlflow
 
     root = tmp_path_factory.mktemp("mlflow-store")
+    shutil.copyfile(mlflow_db_template, root / "mlflow.db")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         from tagflow.core.registry import DEFAULT_TRACKING_URI

@@ -38,7 +38,9 @@ stage_flow("fault-" + sys.argv[1], work)(params=sys.argv[2])
 """
 
 
-def _env(tmp: Path, api_url: str) -> dict:
+def _env(tmp: Path, api_url: str, mlflow_db_template: Path) -> dict:
+    """The stages' environment, with a fresh MLflow store in tmp (a copy of the session's empty one)."""
+    shutil.copyfile(mlflow_db_template, tmp / "mlflow.db")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
     return env | {"PYTHONPATH": str(ROOT), "PREFECT_API_URL": api_url, "PREFECT_HOME": str(tmp / "prefect"),
                   "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -59,29 +61,15 @@ def _wait_started(proc: subprocess.Popen, marker: Path, log: Path, timeout: floa
         time.sleep(0.2)
 
 
-@pytest.fixture
-def prefect_server(tmp_path, free_port, server_process):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
-        "PREFECT_HOME": str(tmp_path / "prefect-server"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path}/prefect.db"}
-    server = server_process([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], tmp_path / "server.log", env=env)
-    try:
-        server.wait_for(f"http://127.0.0.1:{port}/api/health", timeout=90)
-        yield f"http://127.0.0.1:{port}/api"
-    finally:
-        server.stop()
-
-
-def test_killed_runs_are_closed_on_next_start_and_live_runs_are_not(tmp_path, prefect_server):
+def test_killed_runs_are_closed_on_next_start_and_live_runs_are_not(tmp_path, prefect_api, mlflow_db_template):
     from mlflow.tracking import MlflowClient
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    env = _env(tmp_path, prefect_server)
+    env = _env(tmp_path, prefect_api, mlflow_db_template)
     store = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    store.create_experiment("faults")   # the store exists before two processes open it at once
+    store.create_experiment("faults")   # before two processes would create it at once
     killed, live = _stage("killed", tmp_path, env), _stage("live", tmp_path, env)
     try:
         for proc, name in ((killed, "killed"), (live, "live")):
@@ -98,8 +86,10 @@ def test_killed_runs_are_closed_on_next_start_and_live_runs_are_not(tmp_path, pr
         assert runs["live"].info.status == "RUNNING" and "tagflow.reaped" not in runs["live"].data.tags
         assert runs["quick"].info.status == "FINISHED"
 
-        with temporary_settings({PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as client:
-            states = {client.read_flow(r.flow_id).name: r.state for r in client.read_flow_runs()}
+        ours = FlowFilter(name=FlowFilterName(any_=["fault-killed", "fault-live", "fault-quick"]))
+        with temporary_settings({PREFECT_API_URL: prefect_api}), get_client(sync_client=True) as client:
+            # the session's server: other tests' flow runs are there too
+            states = {client.read_flow(r.flow_id).name: r.state for r in client.read_flow_runs(flow_filter=ours)}
         assert states["fault-killed"].type.value == "CRASHED"
         assert f"process {killed.pid}" in states["fault-killed"].message
         assert states["fault-live"].type.value == "RUNNING"
@@ -143,9 +133,9 @@ def test_contract_failure_writes_nothing_and_keeps_the_last_good_outputs(tmp_pat
     assert [p.name for p in Path(build.CONCEPTS).parent.iterdir()] == ["concepts.parquet"]
 
 
-def _project_copy(dest: Path) -> dict:
+def _project_copy(dest: Path, prefect_api: str) -> dict:
     """The working tree (tracked + untracked, not ignored) as its own git repo, with the tiny
-    thesaurus as its dump."""
+    thesaurus as its dump; its stages report to the session's Prefect server."""
     copy_working_tree(dest)
     dump = dest / "data" / "unesco-thesaurus" / "unesco-thesaurus.ttl"
     dump.parent.mkdir(parents=True)
@@ -153,7 +143,7 @@ def _project_copy(dest: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "MLFLOW_"))} | {
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
         "PREFECT_HOME": str(dest / ".prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "GX_ANALYTICS_ENABLED": "false"}
+        "GX_ANALYTICS_ENABLED": "false", "PREFECT_API_URL": prefect_api}
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "snapshot"]):
         subprocess.run(cmd, cwd=dest, env=env, check=True)
@@ -165,9 +155,9 @@ def _repro(dest: Path, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-def test_corrupt_dump_is_not_recorded_and_keeps_the_last_good_outputs(tmp_path):
+def test_corrupt_dump_is_not_recorded_and_keeps_the_last_good_outputs(tmp_path, prefect_api):
     dest = tmp_path / "project"
-    env = _project_copy(dest)
+    env = _project_copy(dest, prefect_api)
     good = _repro(dest, env)
     assert good.returncode == 0, good.stdout[-2000:] + good.stderr[-3000:]
     outputs = [dest / "dvc.lock", dest / "artifacts/thesaurus/concepts.parquet", dest / "metrics/thesaurus.json",
@@ -209,13 +199,13 @@ sys.exit(main(["interrupted"]))
 """
 
 
-def test_ctrl_c_stops_the_stage_and_closes_its_runs(tmp_path):
+def test_ctrl_c_stops_the_stage_and_closes_its_runs(tmp_path, mlflow_db_template):
     """Ctrl-C as a terminal sends it: SIGINT to the whole process group, Prefect's ephemeral API
     server included. The stage ends with status 130, its MLflow run FAILED; the flow run, which
     the dead server could not record, is CRASHED by the next stage's start."""
     from mlflow.tracking import MlflowClient
 
-    env = _env(tmp_path, "")
+    env = _env(tmp_path, "", mlflow_db_template)
     env.pop("PREFECT_API_URL")
     env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"   # a loaded machine
     proc = subprocess.Popen([sys.executable, "-c", COMMAND, str(ROOT / "params.yaml")], cwd=tmp_path, env=env,

@@ -10,7 +10,6 @@ import re
 import shlex
 import signal
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.prefect_db import save_prefect_db, seed_prefect_db
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT_SH = ROOT / "infra" / "prefect.sh"
@@ -75,23 +76,15 @@ class PrefectServer:
         self.client_env = base | {"PREFECT_API_URL": self.api_url}
 
     def start(self) -> None:
-        # Migrating a fresh database takes the server 15-30 s here; start from a copy of one
-        # migrated earlier (the server still applies any migration the copy lacks).
-        if self.db_template.exists():
-            shutil.copyfile(self.db_template, self.db)
+        seed_prefect_db(self.db, self.db_template)   # a migrated copy (conftest)
         self.process = self.harness([str(PREFECT_SH), "server"], self.log, env=self.server_env,
                                     name="prefect server")
-        self.process.wait_for(f"{self.api_url}/health", timeout=60)
-        self._save_db_template()
-
-    def _save_db_template(self) -> None:
-        if self.db_template.exists():
-            return
-        partial = self.db_template.with_suffix(".partial")
-        # sqlite's backup API copies a consistent snapshot while the server keeps the file open.
-        with sqlite3.connect(self.db) as src, sqlite3.connect(partial) as dst:
-            src.backup(dst)
-        os.replace(partial, self.db_template)
+        try:
+            self.process.wait_for(f"{self.api_url}/health", timeout=300)   # a loaded machine
+        except BaseException:   # pytest.fail: the fixture's teardown never runs, stop it here
+            self.process.stop()
+            raise
+        save_prefect_db(self.db, self.db_template)
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -110,18 +103,9 @@ class PrefectServer:
         return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
-def _prefect_version() -> str:
-    from importlib.metadata import version
-
-    return version("prefect")
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, request, free_port, server_process):
-    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
-    cache_dir = cache.mkdir("prefect-server-db") if cache else tmp_path_factory.mktemp("prefect-db")
-    template = cache_dir / f"prefect-{_prefect_version()}.db"
-    srv = PrefectServer(tmp_path_factory.mktemp("prefect-home"), template, free_port(), server_process)
+def server(tmp_path_factory, free_port, server_process, prefect_db_template):
+    srv = PrefectServer(tmp_path_factory.mktemp("prefect-home"), prefect_db_template, free_port(), server_process)
     srv.start()
     try:
         yield srv
