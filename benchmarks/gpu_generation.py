@@ -1,10 +1,14 @@
 """Tagging-generation throughput of the 135M tagger architecture on one GPU (issue: GPU tagging
 speed). Runs the library's own generation loop (`core.generation.generate_chat`: chat template,
 left padding, batches formed longest first) on the dev set's chunks, repeated to `--chunks`, at
-several batch sizes, and optionally with a static KV cache.
+several batch sizes, with each engine the tagger can use: `generate` (transformers' `generate`,
+dynamic cache) and `static` (`core.generation.generate_static`: one preallocated KV cache, fixed
+batch shape, each decoding step replayed as a CUDA graph; `static-eager` is the same loop without
+the graph, to show what the graph alone buys).
 
     python benchmarks/gpu_generation.py --model ~/.cache/tagflow/models/smollm2-135m-instruct
-    python benchmarks/gpu_generation.py --model DIR --random-weights --new-tokens 48
+    python benchmarks/gpu_generation.py --model DIR --random-weights --new-tokens 48 \
+        --settings generate:1024 static:256 static:1024 static:2048
 
 `--random-weights` builds the architecture from DIR's config.json (and its tokenizer) without its
 weights: for a machine that cannot receive the weights. Such a model never stops early, so every
@@ -60,14 +64,16 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="a causal LM directory (weights, or config + tokenizer)")
     ap.add_argument("--random-weights", action="store_true")
     ap.add_argument("--chunks", type=int, default=2048)
-    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024])
+    ap.add_argument("--settings", nargs="+", default=["generate:256", "generate:1024", "static:256", "static:1024"],
+                    help="ENGINE:BATCH pairs; engines: generate, static, static-eager")
     ap.add_argument("--new-tokens", type=int, default=48)
-    ap.add_argument("--static-cache", action="store_true", help="also try cache_implementation='static'")
+    ap.add_argument("--budget-s", type=float, default=float("inf"),
+                    help="start no further setting after this many seconds")
     args = ap.parse_args()
 
     import torch
 
-    from tagflow.core.generation import generate_chat
+    from tagflow.core.generation import generate_chat, generate_static
 
     chunks, per_doc = dev_chunks(3000, 500)
     chunks = (chunks * (args.chunks // len(chunks) + 1))[:args.chunks]
@@ -77,25 +83,35 @@ def main() -> None:
     print(f"device {device} ({torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}), "
           f"{len(chunks)} chunks, {per_doc:.2f} chunks per dev document, {args.new_tokens} new tokens"
           f"{' (forced: random weights)' if forced else ''}", flush=True)
-    settings = [(b, {}) for b in args.batch_sizes]
-    if args.static_cache:
-        settings += [(args.batch_sizes[-1], {"cache_implementation": "static"})]
-    print("| batch | cache | chunks/s | docs/s | new tokens/s | peak GPU GiB |\n|---|---|---|---|---|---|")
-    for batch, extra in settings:
-        generate_chat(tok, model, conversations[:batch], max_new_tokens=4, batch_size=batch, **extra)  # warm-up
-        if device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        generate_chat(tok, model, conversations, max_new_tokens=args.new_tokens, batch_size=batch,
-                      decode=False, **forced, **extra)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
+    engines = {"generate": generate_chat, "static": generate_static,
+               "static-eager": lambda *a, **k: generate_static(*a, cuda_graph=False, **k)}
+    print("| engine | batch | chunks/s | docs/s | new tokens/s | peak GPU GiB |\n|---|---|---|---|---|---|")
+    began = time.perf_counter()
+    for setting in args.settings:
+        if time.perf_counter() - began > args.budget_s:
+            print(f"| {setting} | skipped: past --budget-s |", flush=True)
+            continue
+        engine, batch = setting.split(":")
+        run, batch = engines[engine], int(batch)
+        try:
+            run(tok, model, conversations[:batch], max_new_tokens=4, batch_size=batch, decode=False)  # warm-up
+            if device == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            start = time.perf_counter()
+            run(tok, model, conversations, max_new_tokens=args.new_tokens, batch_size=batch, decode=False, **forced)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+        except Exception as exc:  # a benchmark row, not a crash: the other settings still run
+            print(f"| {engine} | {batch} | failed: {type(exc).__name__}: {str(exc)[:300]} |", flush=True)
+            continue
         peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else 0.0
         rate = len(chunks) / seconds
-        print(f"| {batch} | {extra.get('cache_implementation', 'dynamic')} | {rate:.1f} | {rate / per_doc:.1f} | "
-              f"{rate * args.new_tokens:.0f} | {peak:.1f} |", flush=True)
+        print(f"| {engine} | {batch} | {rate:.1f} | {rate / per_doc:.1f} | {rate * args.new_tokens:.0f} | "
+              f"{peak:.1f} |", flush=True)
+        if device == "cuda":
+            torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -69,18 +69,24 @@ class LLMBackend(TaggerBackend):
         "min_similarity": 0.75,  # nearest mapping: least trigram cosine to accept a label
         "max_labels": 10,       # constrained decoding: most labels per chunk
         "label_languages": "en",  # constrained decoding: languages of the labels it may write
+        "engine": "generate",   # free decoding: generate (transformers) | static (core.generation.generate_static:
+                                # static KV cache, CUDA-graph decoding steps on a GPU; same greedy answers)
     }
 
     @classmethod
     def _check(cls, params: dict) -> dict:
         params = cls.resolve_params(params, f"backend {cls.name}")
-        choices = {"decoding": ("free", "constrained"), "mapping": ("exact", "nearest")}
+        choices = {"decoding": ("free", "constrained"), "mapping": ("exact", "nearest"),
+                   "engine": ("generate", "static")}
         for key, allowed in choices.items():
             if params[key] not in allowed:
                 raise ConfigError(f"backend llm.{key}: expected one of {list(allowed)}, got {params[key]!r}")
         for key in ("max_labels", "max_new_tokens", "batch_size"):
             if params[key] < 1:
                 raise ConfigError(f"backend llm.{key}: must be at least 1, got {params[key]}")
+        if params["engine"] == "static" and params["decoding"] == "constrained":
+            raise ConfigError("backend llm.engine: static decodes greedily without a logits processor; "
+                              "constrained decoding needs engine generate")
         return params
 
     def __init__(self, params: dict, thesaurus, model_dir: str | Path | None = None):
@@ -106,7 +112,7 @@ class LLMBackend(TaggerBackend):
 
     def generate(self, chunks: list[str]) -> list[str] | list[list[int]]:
         """Decoded answers (free), or generated token ids (constrained), one per chunk."""
-        from ...core.generation import generate_chat
+        from ...core.generation import generate_chat, generate_static
 
         conversations = [[{"role": "user", "content": self.prompt.format(text=c)}] for c in chunks]
         kwargs = {}
@@ -114,9 +120,9 @@ class LLMBackend(TaggerBackend):
             from .constrained import TrieLogitsProcessor
             budget, items = self.params["max_new_tokens"], self.params["max_labels"]
             kwargs = {"processor": lambda: TrieLogitsProcessor(self.trie, budget, items), "decode": False}
-        return generate_chat(self.tok, self.model, conversations,
-                             max_new_tokens=self.params["max_new_tokens"],
-                             batch_size=self.params["batch_size"], **kwargs)
+        run = generate_static if self.params["engine"] == "static" else generate_chat
+        return run(self.tok, self.model, conversations, max_new_tokens=self.params["max_new_tokens"],
+                   batch_size=self.params["batch_size"], **kwargs)
 
     def suggest(self, chunks: list[str]) -> list[ChunkSuggestions]:
         if self.trie is not None:
