@@ -1,8 +1,9 @@
 """Educational-value inference speed, side by side in one run: a plain fp32 sentence-transformers
 `encode()` vs the project's runtimes (`tagflow.edu.model.encode`, the code evaluation, predict and
-serving run): `torch` with bf16 weights and `onnx-int8` (onnxruntime, int8 per-channel weights),
-both with pages sorted by length and padded per batch, on ~250-token pages (a setup's annotation
-pages, read up to 256 tokens).
+serving run): `torch` with bf16 weights, `torch-compile` (the same weights compiled by inductor
+with freezing) and `onnx-int8` (onnxruntime, int8 per-channel weights), all with pages sorted by
+length and padded per batch, on ~250-token pages (a setup's annotation pages, read up to 256
+tokens).
 
 Accuracy: each path's embeddings go through the setup's real head recipe (kind and parameters from
 its model card, `artifacts/edu/models/<setup>/card.json`), fitted on that path's train-split
@@ -11,7 +12,8 @@ the change in binary F1@3 and Spearman is against the fp32 path.
 
 Timing: the paths run in turn, `--repeat` rounds (so a load change on a shared machine hits all
 of them); the median round is reported, and the speed-up is the median of the per-round ratios.
-Figures are printed, not asserted.
+`warm_s` is each path's first call (loading, exporting, compiling: paid once per process, or once
+per machine for the ONNX export), outside the rounds. Figures are printed, not asserted.
 
     python benchmarks/edu_speed.py [--setup en] [--repeat 3] [--threads 2]
 """
@@ -44,6 +46,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0, help="torch and onnxruntime threads (0: torch's default)")
+    ap.add_argument("--only", nargs="*", default=None, help="runtimes to time beside fp32 (default: all), "
+                                                           "e.g. torch-compile onnx-int8")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -73,12 +77,19 @@ def main() -> None:
             convert_to_numpy=True),
         "torch, bf16 weights (edu.embed.runtime: torch)": lambda: encode(
             spec, texts, batch_size=args.batch_size, bf16="on", runtime="torch"),
-        "onnx-int8 per-channel (edu.embed.runtime: onnx-int8)": lambda: encode(
+        "torch-compile, bf16 weights (edu.embed.runtime: torch-compile)": lambda: encode(
+            spec, texts, batch_size=args.batch_size, bf16="on", runtime="torch-compile"),
+        "onnx-int8, per-channel int8 weights (edu.embed.runtime: onnx-int8)": lambda: encode(
             spec, texts, batch_size=args.batch_size, runtime="onnx-int8"),
     }
+    if args.only:
+        paths_ = {name: fn for n, (name, fn) in enumerate(paths_.items()) if n == 0 or name.split(",")[0] in args.only}
+    warm: dict[str, float] = {}
     with contextlib.redirect_stdout(None):  # warm: loading, exporting and first calls are not inference
-        for fn in paths_.values():
+        for name, fn in paths_.items():
+            started = time.perf_counter()
             fn()
+            warm[name] = time.perf_counter() - started
     seconds: dict[str, list[float]] = {name: [] for name in paths_}
     vectors: dict[str, np.ndarray] = {}
     for _ in range(args.repeat):
@@ -100,7 +111,8 @@ def main() -> None:
                             / np.linalg.norm(vectors[name], axis=1)))
         row = {"path": name, "docs_per_s": round(len(texts) / statistics.median(seconds[name]), 1),
                "speedup": round(statistics.median(ratios), 2),
-               "speedup_range": f"{min(ratios):.2f}-{max(ratios):.2f}", "cosine_to_fp32": round(cos, 5)}
+               "speedup_range": f"{min(ratios):.2f}-{max(ratios):.2f}", "cosine_to_fp32": round(cos, 5),
+               "warm_s": round(warm[name], 1)}
         if train.any() and val.any():
             head = heads.fit(kind, params, vectors[name][train], y[train], seed=13)
             m = point_metrics(y[val], head.predict(vectors[name][val]))

@@ -135,3 +135,31 @@ def test_scorer_runs_the_runtime_its_card_names(tmp_path, data):
     (folder / CARD).write_text(json.dumps(card | {"runtime": "tensorrt"}))
     with pytest.raises(ModelError, match="unknown edu runtime 'tensorrt'"):
         EduScorer.load(folder).embed(texts)
+
+
+def test_compiled_runtime_agrees_with_fp32_and_compiles_once(data):
+    """torch-compile (bf16 weights, inductor with frozen weights) against fp32 sentence-transformers:
+    a wrong pooling, a dropped attention mask (padded rows then differ) or a lost page order falls
+    far below these bounds. One graph serves every batch size, a lone page and callers in inference
+    mode or not: a recompilation would cost a server a minute."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    frame, vectors = data
+    texts = frame["text"].tolist()[:8]
+    fast = encode(SPEC, texts, batch_size=3, bf16="on", runtime="torch-compile")  # 3 padded batches
+    graphs = counters["stats"]["unique_graphs"]
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    cosine = np.sum(fast * vectors[:8], axis=1)
+    assert cosine.min() > 0.999, cosine
+    assert not np.array_equal(fast, vectors[:8])  # really bf16
+    y = frame["score"].to_numpy(dtype=float)
+    head = heads.fit("ridge", {"alpha": 1.0}, vectors[8:], y[8:])
+    assert spearman(head.predict(vectors[:8]), head.predict(fast)) > 0.95
+    with torch.inference_mode():
+        whole = encode(SPEC, texts, batch_size=8, bf16="on", runtime="torch-compile")
+    alone = encode(SPEC, texts[5:6], bf16="on", runtime="torch-compile")
+    np.testing.assert_allclose(whole, fast, atol=2e-3)
+    np.testing.assert_allclose(alone[0], fast[5], atol=2e-3)
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert encode(SPEC, [], runtime="torch-compile").shape == (0, vectors.shape[1])

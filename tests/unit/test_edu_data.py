@@ -153,7 +153,7 @@ def test_config_check_names_what_is_wrong():
         check(cfg)
     cfg = EduConfig()
     cfg.embed.runtime = "onnx-fp16"
-    with pytest.raises(ConfigError, match=r"edu.embed.runtime: 'onnx-fp16'; expected torch \| onnx-int8"):
+    with pytest.raises(ConfigError, match=r"edu.embed.runtime: 'onnx-fp16'; expected torch \| torch-compile \| onnx-int8"):
         check(cfg)
     cfg = EduConfig()
     cfg.registry.models = {"fr": "fineweb-edu-fr"}

@@ -15,6 +15,8 @@ class EduModel(mlflow.pyfunc.PythonModel):
 
         self.scorer = EduScorer.load(context.artifacts["model_dir"])
         self.card = self.scorer.card
+        if self.card.get("runtime") == "torch-compile":  # compile while loading, not in a request
+            self.scorer.embed(["A page that compiles the encoder before the first request."])
 
     def predict(self, context, model_input, params=None):
         texts = list(model_input["text"]) if hasattr(model_input, "columns") else list(model_input)

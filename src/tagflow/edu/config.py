@@ -14,6 +14,7 @@ SOURCES = {
     "da_llm": ("fineweb-c-danish/danish_gemini_labelled.csv", "da", "gemini-2.5-flash"),
 }
 HEADS = ("linear", "ridge", "mlp", "ordinal")
+RUNTIMES = ("torch", "torch-compile", "onnx-int8")  # edu.embed.runtime (edu/model.py encode)
 
 
 @dataclass
@@ -42,8 +43,9 @@ class EmbedConfig:
         "multilingual": {"model": "embedded:multilingual-e5-small", "prefix": "passage: ", "max_seq_length": 256},
     }, "name -> {model, prefix, max_seq_length}: each encoder embeds every page once (cached)")
     batch_size: int = param(32, "pages encoded together")
-    bf16: str = param("auto", "bf16 weights (runtime torch): auto (CUDA, or a CPU with native bf16) | on | off")
+    bf16: str = param("auto", "bf16 weights (runtimes torch, torch-compile): auto (CUDA, or a CPU with native bf16) | on | off")
     runtime: str = param("torch", "what runs the encoder for embedding, evaluation and serving: torch | "
+                                  "torch-compile (the same, compiled by inductor; edu/compiled.py) | "
                                   "onnx-int8 (onnxruntime, int8 per-channel weights; edu/runtime.py)")
 
 
@@ -127,8 +129,8 @@ def check(cfg: EduConfig, where: str = "edu") -> None:
             raise ConfigError(f"{where}.embed.encoders.{name}: unknown key(s) {sorted(extra)}")
     if cfg.embed.bf16 not in ("auto", "on", "off"):
         raise ConfigError(f"{where}.embed.bf16: {cfg.embed.bf16!r}; expected auto | on | off")
-    if cfg.embed.runtime not in ("torch", "onnx-int8"):
-        raise ConfigError(f"{where}.embed.runtime: {cfg.embed.runtime!r}; expected torch | onnx-int8")
+    if cfg.embed.runtime not in RUNTIMES:
+        raise ConfigError(f"{where}.embed.runtime: {cfg.embed.runtime!r}; expected {' | '.join(RUNTIMES)}")
     for name, setup in cfg.train.setups.items():
         if not isinstance(setup, dict) or setup.get("encoder") not in cfg.embed.encoders:
             raise ConfigError(f"{where}.train.setups.{name}: encoder must be one of {sorted(cfg.embed.encoders)}")

@@ -3,7 +3,7 @@
 registered pyfunc, `tagflow edu predict`) all go through here, configured by the model card.
 
 A model folder (`artifacts/edu/models/<setup>/`) holds `head.joblib` and `card.json`: the encoder
-(id, prefix, max_seq_length), the runtime (torch or onnx-int8) and precision setting, the head and
+(id, prefix, max_seq_length), the runtime (torch, torch-compile or onnx-int8) and precision setting, the head and
 its hyper-parameters, the training data and the code version. Loading reads the card alone, never params.yaml."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import ModelError
+from .config import RUNTIMES
 from .data import int_score
 
 CARD, HEAD = "card.json", "head.joblib"
@@ -33,12 +34,14 @@ def use_bf16(setting: str, device: str) -> bool:
 
 
 def precision(bf16: bool, runtime: str = "torch") -> str:
-    """What computes the embeddings: torch in bf16 or fp32, or the int8 ONNX graph (edu.runtime)."""
+    """What computes the embeddings: torch in bf16 or fp32 (eager or compiled), or the int8 ONNX
+    graph (edu.runtime)."""
     if runtime == "onnx-int8":
         return "onnx-int8"
-    if runtime != "torch":
-        raise ModelError(f"unknown edu runtime {runtime!r}; expected torch | onnx-int8")
-    return "bf16-weights" if bf16 else "fp32"
+    if runtime not in RUNTIMES:
+        raise ModelError(f"unknown edu runtime {runtime!r}; expected {' | '.join(RUNTIMES)}")
+    weights = "bf16-weights" if bf16 else "fp32"
+    return f"{weights}-compiled" if runtime == "torch-compile" else weights
 
 
 def encoder_key(spec: dict, bf16: bool, runtime: str = "torch") -> str:
@@ -65,18 +68,26 @@ def encode(spec: dict, texts: list[str], batch_size: int = 32, bf16: str = "auto
            runtime: str = "torch") -> np.ndarray:
     """(len(texts), dim) float32 L2-normalized embeddings of `prefix + text`, truncated to
     `max_seq_length` tokens, similar lengths padded together (sorted by length). Runtime `torch`:
-    sentence-transformers, with bf16 weights when `use_bf16`; `onnx-int8`: the int8 ONNX graph
-    of the same encoder (edu/runtime.py)."""
+    sentence-transformers, with bf16 weights when `use_bf16`; `torch-compile`: the same weights
+    compiled by inductor (edu/compiled.py); `onnx-int8`: the int8 ONNX graph of the same encoder
+    (edu/runtime.py)."""
     import torch
 
     from ..core.encoders import embed, load_encoder
 
-    if precision(False, runtime) == "onnx-int8":
-        from .runtime import encode_int8
+    precision(False, runtime)  # an unknown runtime fails here, before any loading
+    if runtime != "torch":  # the graph runtimes tokenize, sort and batch themselves
+        encoder = load_encoder(spec["model"], "cpu" if runtime == "onnx-int8" else None)
+        length = int(spec.get("max_seq_length") or encoder.max_seq_length)
+        texts = [spec.get("prefix", "") + t for t in texts]
+        if runtime == "onnx-int8":
+            from .runtime import encode_int8
 
-        length = int(spec.get("max_seq_length") or load_encoder(spec["model"], "cpu").max_seq_length)
-        prefix = spec.get("prefix", "")
-        return _normalized(encode_int8(spec["model"], [prefix + t for t in texts], length, batch_size))
+            return _normalized(encode_int8(spec["model"], texts, length, batch_size))
+        from .compiled import encode_compiled
+
+        fast = use_bf16(bf16, str(encoder.device))
+        return _normalized(encode_compiled(spec["model"], texts, length, batch_size, bf16=fast))
     encoder = load_encoder(spec["model"])
     if use_bf16(bf16, str(encoder.device)):
         encoder = _bf16_encoder(spec["model"])

@@ -24,7 +24,6 @@ from ..core.log import get_logger
 
 log = get_logger("edu_runtime")
 RECIPE = {"opset": 17, "quant": "dynamic-int8-per-channel", "graph": "pooled-eager-v2"}
-RUNTIMES = ("torch", "onnx-int8")
 
 
 def _pooling(encoder) -> str:
@@ -48,20 +47,16 @@ def _export_key(model_id: str, path: str) -> str:
     return f"{name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 
-def export_int8(model_id: str, out: Path) -> Path:
-    """Write `out/model.int8.onnx` (transformer + pooling, int8 per-channel weights)."""
+def pooled_transformer(encoder, attention: str, dtype=None):
+    """A copy of the encoder's transformer with its pooling on top, as one module taking
+    (input_ids, attention_mask): what the ONNX export and torch.compile turn into one graph."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from ..core.encoders import load_encoder
-    from ..core.io import atomic_path
-
-    encoder = load_encoder(model_id, "cpu")  # exported from CPU weights on any host
     pooling = _pooling(encoder)
-    # A copy with eager attention: the SDPA path exports to a graph of mask-building ops that
-    # onnxruntime ran 1.5x slower (MiniLM int8, 1 thread: 2.6x fp32 torch eager vs 1.7x sdpa).
     transformer = copy.deepcopy(encoder[0].auto_model)
-    transformer.set_attn_implementation("eager")
+    if dtype is not None:
+        transformer = transformer.to(dtype)
+    transformer.set_attn_implementation(attention)
 
     class Pooled(torch.nn.Module):
         """Keyword arguments into the model (positional ones land on the wrong inputs), and the
@@ -79,13 +74,50 @@ def export_int8(model_id: str, out: Path) -> Path:
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
+    return Pooled(transformer).eval()
+
+
+def length_batches(tokenizer, texts: list[str], max_seq_length: int, batch_size: int, tensors: str):
+    """(row numbers, tokenized batch) over `texts` longest first, each batch padded to its own
+    longest page (length bucketing): similar lengths share a batch, so little padding is computed."""
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_seq_length)["input_ids"]]
+    order = np.argsort(lengths, kind="stable")[::-1]
+    for start in range(0, len(texts), batch_size):
+        rows = order[start:start + batch_size]
+        yield rows, tokenizer([texts[i] for i in rows], padding=True, truncation=True,
+                              max_length=max_seq_length, return_tensors=tensors)
+
+
+def in_order(n: int, batches) -> np.ndarray:
+    """Stack (rows, vectors) pairs back into the callers' order as float32."""
+    out: list[np.ndarray | None] = [None] * n
+    for rows, vectors in batches:
+        for i, vector in zip(rows, vectors):
+            out[i] = vector
+    return np.stack(out).astype(np.float32)
+
+
+def export_int8(model_id: str, out: Path) -> Path:
+    """Write `out/model.int8.onnx` (transformer + pooling, int8 per-channel weights)."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from ..core.encoders import load_encoder
+    from ..core.io import atomic_path
+
+    encoder = load_encoder(model_id, "cpu")  # exported from CPU weights on any host
+    pooling = _pooling(encoder)
+    # A copy with eager attention: the SDPA path exports to a graph of mask-building ops that
+    # onnxruntime ran 1.5x slower (MiniLM int8, 1 thread: 2.6x fp32 torch eager vs 1.7x sdpa).
+    pooled = pooled_transformer(encoder, "eager")
+
     sample = encoder.tokenizer(["an example page", "a second, longer example page"], padding=True,
                                return_tensors="pt")
     with atomic_path(out, is_dir=True) as tmp:
         tmp.mkdir(parents=True, exist_ok=True)
         fp32 = tmp / "model.fp32.onnx"
         with torch.inference_mode():
-            torch.onnx.export(Pooled(transformer).eval(), (sample["input_ids"], sample["attention_mask"]),
+            torch.onnx.export(pooled, (sample["input_ids"], sample["attention_mask"]),
                               str(fp32), input_names=["input_ids", "attention_mask"],
                               output_names=["embedding"], opset_version=RECIPE["opset"], dynamo=False,
                               dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
@@ -132,15 +164,7 @@ def encode_int8(model_id: str, texts: list[str], max_seq_length: int, batch_size
     session, tokenizer = int8_session(model_id)
     if not texts:
         return np.zeros((0, session.get_outputs()[0].shape[-1]), dtype=np.float32)
-    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_seq_length)["input_ids"]]
-    order = np.argsort(lengths, kind="stable")[::-1]
-    out: list[np.ndarray | None] = [None] * len(texts)
-    for start in range(0, len(texts), batch_size):
-        rows = order[start:start + batch_size]
-        batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                          max_length=max_seq_length, return_tensors="np")
-        vectors = session.run(["embedding"], {"input_ids": batch["input_ids"].astype(np.int64),
-                                              "attention_mask": batch["attention_mask"].astype(np.int64)})[0]
-        for i, vector in zip(rows, vectors):
-            out[i] = vector
-    return np.stack(out).astype(np.float32)
+    batches = length_batches(tokenizer, texts, max_seq_length, batch_size, "np")
+    return in_order(len(texts), ((rows, session.run(["embedding"], {
+        "input_ids": batch["input_ids"].astype(np.int64),
+        "attention_mask": batch["attention_mask"].astype(np.int64)})[0]) for rows, batch in batches))

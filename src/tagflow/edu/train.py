@@ -71,7 +71,7 @@ def train_setup(name: str, setup: dict, table: pd.DataFrame, cfg: "Config") -> d
         "encoder": {"name": setup["encoder"], "model": spec["model"], "prefix": spec.get("prefix", ""),
                     "max_seq_length": spec.get("max_seq_length")},
         "runtime": e.runtime,  # what computed the cache, so what serving must run
-        "bf16": "on" if e.runtime == "torch" and use_bf16(e.bf16, device) else "off",
+        "bf16": "on" if e.runtime != "onnx-int8" and use_bf16(e.bf16, device) else "off",
         "batch_size": e.batch_size,
         "head": {"kind": head, "params": params},
         "train": {"sources": list(setup["train"]), "pages": len(train), "val_pages": len(val),
