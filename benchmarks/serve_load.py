@@ -265,7 +265,7 @@ def load(url: str, texts: list[str], clients: int, seconds: float, route: str = 
                 info.append(time.monotonic() - start)
                 time.sleep(0.5)
 
-    started = time.monotonic()
+    started, load_before = time.monotonic(), os.getloadavg()[0]     # the machine may be shared
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)] + [threading.Thread(target=probe)]
     for t in threads:
         t.start()
@@ -275,7 +275,8 @@ def load(url: str, texts: list[str], clients: int, seconds: float, route: str = 
     return {"clients": clients, "seconds": round(wall, 1), "served": len(served),
             "req_per_s": round(len(served) / wall, 2), "p50": pct(served, 0.5), "p95": pct(served, 0.95),
             "p99": pct(served, 0.99), "refused": refused, "refusal_p95": pct(refused_at, 0.95),
-            "errors": errors, "info_p50": pct(info, 0.5), "info_max": round(max(info), 3) if info else None}
+            "errors": errors, "info_p50": pct(info, 0.5), "info_max": round(max(info), 3) if info else None,
+            "load_avg": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
 
 
 def follow_alias(work: Path, uri: str, name: str, url: str) -> dict:
