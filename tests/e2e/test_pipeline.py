@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.project_copy import copy_working_tree
 
@@ -32,15 +33,16 @@ def sh(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.C
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> tuple[Path, dict]:
+def project(tmp_path_factory, prefect_api) -> tuple[Path, dict]:
     """A copy of the working tree (tracked + untracked, not ignored) as its own git repo, on the
-    smoke profile, after `dvc repro`."""
+    smoke profile, after `dvc repro`. Its stages report to the session's Prefect server (as with
+    PREFECT_API_URL set in a terminal) instead of each starting an ephemeral one."""
     dest = tmp_path_factory.mktemp("e2e") / "project"
     copy_working_tree(dest)
     env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
                         "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false",
-                        "BENTOML_DO_NOT_TRACK": "true", "MLFLOW_TRACKING_URI": f"sqlite:///{dest}/mlflow.db"}
-    env.pop("PREFECT_API_URL", None)
+                        "BENTOML_DO_NOT_TRACK": "true", "MLFLOW_TRACKING_URI": f"sqlite:///{dest}/mlflow.db",
+                        "PREFECT_API_URL": prefect_api}
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "snapshot"]):
         sh(cmd, dest, env)
@@ -79,6 +81,25 @@ def test_pipeline_writes_metrics_and_gates_the_model(project):
     prompt = "Extract UNESCO Thesaurus keywords from this text:\n\n{text}"
     assert json.loads((dest / "artifacts/sft/meta.json").read_text()) == {"prompt": prompt}
     assert json.loads((dest / "artifacts/tagger/tagger.json").read_text())["prompt"] == prompt
+
+
+def test_every_stage_ran_as_a_flow_run_on_the_prefect_server(project, prefect_api):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter,
+                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    dest, _ = project
+    renamed = {"data": "thesaurus-check-dump"}   # the one flow named after its command
+    expected = {renamed.get(s, s.replace("_", "-")) for s in yaml.safe_load((dest / "dvc.yaml").read_text())["stages"]}
+    completed = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED])))
+    with temporary_settings({PREFECT_API_URL: prefect_api}), get_client(sync_client=True) as client:
+        flows = {f.id: f.name for f in client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=sorted(expected))))}
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=sorted(expected))),
+                                     flow_run_filter=completed, limit=200)
+    assert {flows[r.flow_id] for r in runs} == expected
+    assert len(expected) >= 20
 
 
 def test_dev_set_concepts_exist_in_the_dump(project):
