@@ -9,6 +9,7 @@ appended as they complete (in any order), which makes the run resumable (tagflow
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 from prefect import flow, task
@@ -31,6 +32,28 @@ def task_runner(workers: int, address: str | None):
     # One thread per worker process: the model's own math (torch) gets the cores instead.
     return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
                                           "processes": True, "dashboard_address": None})
+
+
+@contextlib.contextmanager
+def one_api_server(address: str | None):
+    """Local Dask workers are processes of their own. In Prefect's ephemeral mode (no
+    PREFECT_API_URL) each would start its own API server on the same sqlite database: seconds of
+    start-up each, and under load the servers contended until the run hung. So the run starts one
+    ephemeral server on loopback and hands its URL to the workers through the environment they
+    inherit. With a configured server, or a remote cluster, nothing changes."""
+    if address or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
 
 
 def tag_corpus(input_path: str, output_path: str, model_name: str, *, workers: int = 1,
@@ -63,4 +86,6 @@ def tag_corpus(input_path: str, output_path: str, model_name: str, *, workers: i
         progress.done()
         return tagged
 
-    return {"tagged": run(), "already_done": done, "model": uri}
+    with one_api_server(address):
+        tagged = run()
+    return {"tagged": tagged, "already_done": done, "model": uri}
