@@ -98,7 +98,7 @@ def test_tagger_backends_lists_the_registry(capsys):
     assert main(["tagger", "backends"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["embedding", "ensemble", "lexical", "llm", "rerank", "route"]
-    assert 'llm: {"max_new_tokens": 96, "batch_size": 8, "decoding": "free", "mapping": "exact", "min_similarity": 0.75, "max_labels": 10, "label_languages": "en"}' in lines
+    assert 'llm: {"max_new_tokens": 96, "batch_size": 8, "decoding": "free", "mapping": "exact", "min_similarity": 0.75, "max_labels": 10, "label_languages": "en", "engine": "generate"}' in lines
 
 
 def logged(err: str) -> str:
