@@ -18,7 +18,7 @@ def test_llm_is_registered():
     assert issubclass(cls, TaggerBackend) and cls.name == "llm"
     assert cls.DEFAULT_PARAMETERS == {"max_new_tokens": 96, "batch_size": 8, "decoding": "free",
                                       "mapping": "exact", "min_similarity": 0.75, "max_labels": 10,
-                                      "label_languages": "en"}
+                                      "label_languages": "en", "engine": "generate"}
 
 
 def test_unknown_backend():
