@@ -129,7 +129,13 @@ def test_killed_run_resumes_without_rejudging(setup):
         else:
             assert row["score"] == i % 6 and row["raw"].endswith(f"Educational score: {i % 6}")
             assert row["annotator"] == "fake-judge" and row["error"] is None
-    assert FakeJudge.requests.count(3) == 2 and FakeJudge.requests.count(5) == 2  # 429 / 503 retried
+    # 429 / 503 retried: each page refused once, then judged. A third request is a page whose retry
+    # was answered just before the kill, its row not yet written (so judged again on resume).
+    assert FakeJudge.requests.count(3) in (2, 3) and FakeJudge.requests.count(5) in (2, 3)
+    resumed = FakeJudge.requests[before:]
+    for page in (3, 5):
+        if page not in FakeJudge.requests[:before]:   # refused and retried within the resumed run
+            assert resumed.count(page) == 2
 
     # a third run judges only the page still without a score
     before = len(FakeJudge.requests)
