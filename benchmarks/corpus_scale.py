@@ -76,7 +76,7 @@ def start_prefect_server(work: Path) -> tuple[subprocess.Popen, str]:
 
 
 def tag_corpus(work: Path, uri: str, docs: Path, workers: int, batch_size: int, label: str,
-               api_url: str | None) -> float:
+               api_url: str | None, threads: int | None = None) -> float:
     """Wall seconds of one tag-corpus run into a fresh output; exits if it fails or misses documents."""
     out = work / f"out-{label}.jsonl"
     out.unlink(missing_ok=True)
@@ -85,7 +85,8 @@ def tag_corpus(work: Path, uri: str, docs: Path, workers: int, batch_size: int, 
         env["PREFECT_API_URL"] = api_url
     start = time.monotonic()
     done = subprocess.run([TAGFLOW, "tagger", "tag-corpus", str(docs), str(out), "--model", MODEL_NAME,
-                           "--workers", str(workers), "--batch-size", str(batch_size)],
+                           "--workers", str(workers), "--batch-size", str(batch_size)]
+                          + (["--threads", str(threads)] if threads else []),
                           cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.monotonic() - start
     if done.returncode != 0:
@@ -107,6 +108,9 @@ def main() -> None:
     parser.add_argument("--dump", type=Path, default=None, help="UNESCO dump for the cpu model (default: newest)")
     parser.add_argument("--prefect-server", action="store_true",
                         help="runs and Dask workers report to one Prefect server on loopback (no ephemeral ones)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per worker (default: cores / workers). 1 gives every worker one "
+                             "core, as a node of a real cluster brings its own: Dask's scaling, not the machine's")
     parser.add_argument("--no-fixed-cost", action="store_true", help="skip the tiny runs that measure start-up")
     args = parser.parse_args()
 
@@ -137,8 +141,9 @@ def measure(args, work: Path, uri: str, docs: Path, api_url: str | None):
             if not args.no_fixed_cost:
                 small = work / f"small-{w}.jsonl"
                 write_corpus(small, w * args.batch_size)
-                fixed[w].append(tag_corpus(work, uri, small, w, args.batch_size, f"small-{w}-{rep}", api_url))
-            runs[w].append(tag_corpus(work, uri, docs, w, args.batch_size, f"{w}-{rep}", api_url))
+                fixed[w].append(tag_corpus(work, uri, small, w, args.batch_size, f"small-{w}-{rep}", api_url,
+                                           args.threads))
+            runs[w].append(tag_corpus(work, uri, docs, w, args.batch_size, f"{w}-{rep}", api_url, args.threads))
             print(f"[scale] {w} worker(s), run {rep + 1}: {args.n} docs in {runs[w][-1]:.1f}s"
                   + (f" (one batch per worker: {fixed[w][-1]:.1f}s)" if fixed[w] else ""), flush=True)
     return runs, fixed
@@ -158,6 +163,7 @@ def report(args, runs: dict, fixed: dict, load_before, load_after) -> None:
     first = args.workers[0]
     print(f"\nmodel {args.model}, {args.n} documents, batch {args.batch_size}, {args.repeats} run(s) per count, "
           f"{'one Prefect server' if args.prefect_server else 'ephemeral Prefect per run'}, "
+          f"torch threads per worker {args.threads or 'cores / workers'}, "
           f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before / {load_after[0]:.1f} after\n")
     print("| workers | wall s (runs) | docs/s end-to-end | ratio (per repeat) | one batch per worker, s "
           "| marginal docs/s | ratio |")

@@ -57,8 +57,11 @@ def one_api_server(address: str | None):
 
 
 def tag_corpus(input_path: str, output_path: str, model_name: str, *, workers: int = 1,
-               address: str | None = None, batch_size: int = 32, params: dict | None = None) -> dict:
-    """Tag every document of `input_path` not yet in `output_path`; returns counts."""
+               address: str | None = None, batch_size: int = 32, params: dict | None = None,
+               threads: int | None = None) -> dict:
+    """Tag every document of `input_path` not yet in `output_path`; returns counts. `threads`:
+    torch threads per worker (default: the machine's cores shared out on a local cluster, the
+    workers' own default on a remote one)."""
     from tagflow.core import registry
 
     log = get_logger("corpus")
@@ -69,7 +72,8 @@ def tag_corpus(input_path: str, output_path: str, model_name: str, *, workers: i
         log.info("%s: all %d documents already tagged", output_path, done)
         return {"tagged": 0, "already_done": done, "model": uri}
     parts = corpus.batches(todo, batch_size)
-    threads = None if address else max(1, (os.cpu_count() or 1) // workers)
+    if threads is None and not address:
+        threads = max(1, (os.cpu_count() or 1) // workers)
     log.info("%d documents to tag (%d already done) in %d batches with %s on %s", len(todo), done,
              len(parts), uri, address or f"a local Dask cluster of {workers} worker(s)")
 

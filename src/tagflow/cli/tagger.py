@@ -99,10 +99,12 @@ def tag(obj: dict, file: str, top_n: int | None, refine: str | None, lang: str |
 @click.option("--refine", type=click.Choice(["none", "specific", "balanced", "broad"]), default=None)
 @click.option("--lang", type=click.Choice(["en", "fr", "es", "ar", "ru"]), default=None)
 @click.option("--model", "model_name", default=None, help="registered model (default: params.yaml's)")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="torch threads per worker [default: cores / workers on a local cluster]")
 @click.pass_obj
 def tag_corpus(obj: dict, input_path: str, output_path: str, workers: int, address: str | None,
                batch_size: int, top_n: int | None, refine: str | None, lang: str | None,
-               model_name: str | None) -> None:
+               model_name: str | None, threads: int | None) -> None:
     """Tag a JSONL corpus of {"id", "text"} documents with the champion, on a Dask cluster;
     OUTPUT gets one JSONL line per document. Resumable: a rerun tags only what OUTPUT lacks."""
     from flows.corpus import tag_corpus as run
@@ -110,7 +112,7 @@ def tag_corpus(obj: dict, input_path: str, output_path: str, workers: int, addre
 
     params = {k: v for k, v in {"top_n": top_n, "refine": refine, "lang": lang}.items() if v is not None}
     summary = run(input_path, output_path, model_name_for(obj["params"], model_name), workers=workers,
-                  address=address, batch_size=batch_size, params=params)
+                  address=address, batch_size=batch_size, params=params, threads=threads)
     click.echo(json.dumps(summary))
 
 
