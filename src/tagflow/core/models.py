@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .errors import ConfigError, ModelError
 from .log import get_logger
 
@@ -79,9 +80,20 @@ def cpu_has_native_bf16() -> bool:
 
 @dataclass(frozen=True)
 class Runtime:
-    device: str
+    device: str              # the device type: cuda | cpu (what torch.autocast takes)
     dtype: torch.dtype
     load_in_4bit: bool
+    index: int = 0           # the GPU of this process: its LOCAL_RANK in a launched group
+
+    @property
+    def target(self) -> str:
+        """Where this process's tensors go (`.to()`): cuda:<index>, or cpu."""
+        return f"cuda:{self.index}" if self.device == "cuda" else self.device
+
+    @property
+    def device_map(self) -> dict:
+        """device_map for weights placed by their loader (4-bit): all on this process's GPU."""
+        return {"": self.index}
 
     def describe(self) -> str:
         return f"{self.device}/{str(self.dtype).removeprefix('torch.')}{' 4-bit' if self.load_in_4bit else ''}"
@@ -91,7 +103,8 @@ def pick_runtime(want_4bit: bool = False) -> Runtime:
     if torch.cuda.is_available():
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         has_bnb = importlib.util.find_spec("bitsandbytes") is not None
-        return Runtime("cuda", dtype, want_4bit and has_bnb)
+        # one process per GPU in a launched group (core.distributed): each on its own
+        return Runtime("cuda", dtype, want_4bit and has_bnb, distributed.local_rank())
     dtype = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     return Runtime("cpu", dtype, False)
 
@@ -112,7 +125,7 @@ def load_causal_lm(model_id: str, runtime: Runtime | None = None, adapter: str |
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=runtime.dtype)
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = runtime.device_map
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     adapters = [adapter] if isinstance(adapter, str) else list(adapter or [])
     if len(adapters) > 1 and runtime.load_in_4bit:
@@ -123,6 +136,6 @@ def load_causal_lm(model_id: str, runtime: Runtime | None = None, adapter: str |
         if not runtime.load_in_4bit:
             model = model.merge_and_unload()  # plain weights generate faster than adapter hooks
     if not runtime.load_in_4bit:
-        model.to(runtime.device)
+        model.to(runtime.target)
     model.eval()
     return tok, model

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.config import param
+from ..core.distributed import check_processes
 from ..core.errors import ConfigError
 
 # The reference system's prompt. It is written into the training data, recorded with the adapter
@@ -13,6 +14,8 @@ DEFAULT_PROMPT = "Extract UNESCO Thesaurus keywords from this text:\n\n{text}"
 REFINEMENTS = ("none", "specific", "balanced", "broad")   # see tagger.pipeline.refine
 AGGREGATIONS = ("score", "frequency")                     # see tagger.pipeline.aggregate
 PAIR_MODES = ("keywords", "tags")                         # see tagger.tagmode
+PROCESSES_HELP = ("training processes, one per GPU (accelerate launch; on a machine without CUDA, CPU "
+                  "processes over gloo); 1 = train in the stage's own process")
 # The semantic-tagging-with-IPO recipe's own task: free tags on any text (tagger.tagmode).
 TAGS_PROMPT = "Give at most three short tags for this text, as [tag1][tag2][tag3]:\n\n{text}"
 
@@ -64,6 +67,10 @@ class SFTConfig:
     lora_alpha: int = param(32, "LoRA alpha")
     lora_dropout: float = param(0.05, "LoRA dropout")
     load_in_4bit: bool = param(False, "QLoRA: 4-bit base weights (CUDA + bitsandbytes only)")
+    processes: int = param(1, PROCESSES_HELP)
+
+    def __post_init__(self) -> None:
+        check_processes(self.processes, "tagger.sft")
 
 
 @dataclass
@@ -133,6 +140,10 @@ class IPOConfig:
     lora_r: int = param(16, "LoRA rank")
     lora_alpha: int = param(32, "LoRA alpha")
     lora_dropout: float = param(0.05, "LoRA dropout")
+    processes: int = param(1, PROCESSES_HELP)
+
+    def __post_init__(self) -> None:
+        check_processes(self.processes, "tagger.ipo")
 
 
 @dataclass

@@ -17,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..core import distributed
 from ..core.errors import DataError
 from ..core.io import atomic_path, read_jsonl
 from ..core.log import get_logger
@@ -42,16 +43,21 @@ def _dataset(path: str | Path):
 
 
 def train(cfg: IPOConfig, sft_dir: str | Path, pairs_path: str | Path, out_dir: str | Path,
-          log_to_mlflow: bool = True) -> dict:
-    """Train the IPO adapter over the SFT model and write the stacked model dir to out_dir."""
-    from peft import LoraConfig
-    from trl import DPOConfig, DPOTrainer
-
+          log_to_mlflow: bool = True, mlflow_run_id: str | None = None) -> dict:
+    """Train the IPO adapter over the SFT model and write the stacked model dir to out_dir. With
+    `cfg.processes` > 1 the training runs in a launched group (tagger.train_group)."""
     from ..core.models import load_causal_lm, pick_runtime
 
     meta = adapter_meta(sft_dir)
     if meta.get("adapters"):
         raise DataError(f"{sft_dir}: IPO goes on a plain SFT adapter dir, not a stacked one")
+    if distributed.should_launch(cfg.processes):
+        _dataset(pairs_path)   # no pairs: the same one-line error, before any process starts
+        from .train_group import launch
+        return launch("ipo", cfg, meta["base_model"], log_to_mlflow, sft_dir=Path(sft_dir),
+                      pairs_path=Path(pairs_path), out_dir=Path(out_dir))
+    from peft import LoraConfig
+    from trl import DPOConfig, DPOTrainer
     # a base-model dir (no adapters, prefeval.base_model_dir) is allowed: the policy is then the
     # base model itself, as in the tag-mode measurement, and the saved stack is the IPO adapter alone
     stack = STACK if meta.get("adapters") is None else STACK[1:]
@@ -67,7 +73,7 @@ def train(cfg: IPOConfig, sft_dir: str | Path, pairs_path: str | Path, out_dir: 
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                         peft_config=lora, callbacks=[_progress_callback(log_to_mlflow)])
+                         peft_config=lora, callbacks=[_progress_callback(log_to_mlflow, mlflow_run_id)])
     from transformers.trainer_callback import PrinterCallback
     trainer.remove_callback(PrinterCallback)
     t0 = time.monotonic()
@@ -79,6 +85,11 @@ def train(cfg: IPOConfig, sft_dir: str | Path, pairs_path: str | Path, out_dir: 
     for key in ("rewards/accuracies", "rewards/margins"):
         if key in last:
             summary[f"last_{key.replace('/', '_')}"] = round(float(last[key]), 4)
+    rank = distributed.current()
+    if rank.distributed:   # the Trainer's own count: proof it trained as one DDP group
+        summary["processes"] = trainer.args.world_size
+    if not rank.is_main:   # in a launched group, rank 0 writes the model dir
+        return summary
     with atomic_path(out_dir, is_dir=True) as tmp:
         tmp.mkdir(parents=True, exist_ok=True)
         if STACK[0] in stack:
@@ -94,6 +105,8 @@ def train(cfg: IPOConfig, sft_dir: str | Path, pairs_path: str | Path, out_dir: 
             {"base_model": meta["base_model"], "prompt": meta["prompt"], "adapters": stack},
             indent=2, ensure_ascii=False) + "\n")
     shutil.rmtree(Path(out_dir).parent / ".ipo-work", ignore_errors=True)
+    if rank.distributed:
+        log.info("rank %d of %d wrote the model dir to %s", rank.rank, rank.world_size, out_dir)
     return summary
 
 

@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from ..core import distributed
 from ..core.errors import DataError, ModelError
 from ..core.io import atomic_path, read_jsonl
 from ..core.log import get_logger
@@ -35,7 +36,10 @@ def _dataset(path: Path):
     return Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
 
 
-def _progress_callback(log_to_mlflow: bool):
+def _progress_callback(log_to_mlflow: bool, mlflow_run_id: str | None = None):
+    """Periodic progress lines and `train/*` metrics, from the main process only (in a launched
+    group every rank gets the same, already gathered, logs). Metrics go to the active MLflow run,
+    or to `mlflow_run_id` (a group's rank 0 logs into the stage process's run)."""
     from transformers import TrainerCallback
 
     class ProgressAndTracking(TrainerCallback):
@@ -43,13 +47,24 @@ def _progress_callback(log_to_mlflow: bool):
             self.t0 = time.monotonic()
 
         def on_log(self, args, state, control, logs=None, **kw):
+            if not state.is_world_process_zero:
+                return
             logs = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
             rate = state.global_step / max(time.monotonic() - self.t0, 1e-9)
             log.info("step %d/%d  %.2f steps/s  %s", state.global_step, state.max_steps, rate,
                      "  ".join(f"{k} {v:.4g}" for k, v in logs.items()))
-            if log_to_mlflow:
+            if not log_to_mlflow:
+                return
+            metrics = {f"train/{k}": v for k, v in logs.items()}
+            if mlflow_run_id is None:
                 import mlflow
-                mlflow.log_metrics({f"train/{k}": v for k, v in logs.items()}, step=state.global_step)
+                mlflow.log_metrics(metrics, step=state.global_step)
+            else:
+                from mlflow import MlflowClient
+                from mlflow.entities import Metric
+                now = int(time.time() * 1000)
+                MlflowClient().log_batch(mlflow_run_id, metrics=[
+                    Metric(k, float(v), now, state.global_step) for k, v in metrics.items()])
 
     return ProgressAndTracking()
 
@@ -76,14 +91,20 @@ def trainer_args(cfg, runtime) -> dict:
         bf16=runtime.dtype == torch.bfloat16,
         use_cpu=runtime.device == "cpu",
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,   # several processes (DDP): every LoRA weight takes part
         disable_tqdm=True,  # the callback prints periodic lines instead
     )
 
 
 def train(cfg: SFTConfig, splits_dir: str | Path, out_dir: str | Path, log_to_mlflow: bool = True,
-          prompt: str = DEFAULT_PROMPT) -> dict:
+          prompt: str = DEFAULT_PROMPT, mlflow_run_id: str | None = None) -> dict:
     """Train a LoRA adapter and write it (plus tokenizer and tagger.json) to out_dir. `prompt` is
-    the template the training data was written with; it is recorded for inference."""
+    the template the training data was written with; it is recorded for inference. With
+    `cfg.processes` > 1 the training runs in a launched group (tagger.train_group)."""
+    if distributed.should_launch(cfg.processes):
+        from .train_group import launch
+        return launch("sft", cfg, cfg.base_model, log_to_mlflow, splits_dir=Path(splits_dir),
+                      out_dir=Path(out_dir), prompt=prompt)
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
@@ -104,7 +125,7 @@ def train(cfg: SFTConfig, splits_dir: str | Path, out_dir: str | Path, log_to_ml
                       target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                          processing_class=tok, peft_config=lora,
-                         callbacks=[_progress_callback(log_to_mlflow)])
+                         callbacks=[_progress_callback(log_to_mlflow, mlflow_run_id)])
     from transformers.trainer_callback import PrinterCallback
     trainer.remove_callback(PrinterCallback)  # our callback prints the same logs, once
     t0 = time.monotonic()
@@ -113,12 +134,19 @@ def train(cfg: SFTConfig, splits_dir: str | Path, out_dir: str | Path, log_to_ml
     summary = {"train_loss": round(result.training_loss, 4), "val_loss": round(val["eval_loss"], 4),
                "train_seconds": round(time.monotonic() - t0, 1), "steps": trainer.state.global_step,
                "runtime": runtime.describe()}
+    rank = distributed.current()
+    if rank.distributed:   # the Trainer's own count: proof it trained as one DDP group
+        summary["processes"] = trainer.args.world_size
+    if not rank.is_main:   # in a launched group, rank 0 writes the adapter
+        return summary
     with atomic_path(out_dir, is_dir=True) as tmp:
         trainer.model.save_pretrained(tmp)
         tok.padding_side = "left"
         tok.save_pretrained(tmp)
         (tmp / ADAPTER_META).write_text(json.dumps({"base_model": cfg.base_model, "prompt": prompt},
                                                    indent=2, ensure_ascii=False) + "\n")
+    if rank.distributed:
+        log.info("rank %d of %d wrote the adapter to %s", rank.rank, rank.world_size, out_dir)
     return summary
 
 

@@ -114,6 +114,8 @@ def resolve_backbone(model_id: str) -> str:
 
 
 class TransformerClassifier:
+    """LoRA fine-tune of a transformer backbone, in its own loop, on one device (cuda:0 or the
+    CPU): unlike the tagger's SFT/IPO it has no multi-process (`processes`) mode."""
     kind = "transformer"
     infer_batch = 32
 
@@ -156,7 +158,7 @@ class TransformerClassifier:
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=self.runtime.dtype,
                 bnb_4bit_use_double_quant=True)
-            kwargs["device_map"] = {"": 0}
+            kwargs["device_map"] = self.runtime.device_map
             kwargs["dtype"] = torch.float32 if self.runtime.dtype is None else self.runtime.dtype
         if self.params["pooling"] == "mean":
             from transformers import AutoModel
@@ -178,9 +180,9 @@ class TransformerClassifier:
     def _to_device(self, model):
         """4-bit weights were placed by their loader; only a head made here still has to move."""
         if not self.runtime.load_in_4bit:
-            return model.to(self.runtime.device)
+            return model.to(self.runtime.target)
         if self.params["pooling"] == "mean":
-            model.classifier.to(self.runtime.device)
+            model.classifier.to(self.runtime.target)
         return model
 
     def _autocast(self, training: bool = False):
@@ -196,7 +198,7 @@ class TransformerClassifier:
     def _encode(self, texts: Sequence[str]):
         enc = self.tokenizer(list(texts), truncation=True, max_length=int(self.params["max_length"]),
                              padding=True, return_tensors="pt")
-        return {k: v.to(self.runtime.device) for k, v in enc.items()}
+        return {k: v.to(self.runtime.target) for k, v in enc.items()}
 
     # ---- training
     def fit(self, texts, Y, val_texts=None, Y_val=None) -> dict:
@@ -250,7 +252,7 @@ class TransformerClassifier:
             model.train()
             with self._autocast(training=True):
                 out = model(**self._encode([texts[i] for i in idx]),
-                            labels=torch.tensor(Y[idx], device=self.runtime.device))
+                            labels=torch.tensor(Y[idx], device=self.runtime.target))
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optim.step()
