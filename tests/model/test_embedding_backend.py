@@ -121,3 +121,60 @@ def test_missing_index_is_a_model_error(tiny_thesaurus, tmp_path):
 def test_an_index_built_with_other_settings_is_a_model_error(index_dir, tiny_thesaurus):
     with pytest.raises(ModelError, match="refit"):
         make(tiny_thesaurus, index_dir, use_scope_notes=False)
+
+
+def test_hubness_is_measured_at_fit_on_the_thesaurus(index_dir, tiny_thesaurus):
+    from tagflow.tagger.backends.embedding import hubness
+
+    with np.load(index_dir[0] / "index.npz") as data:
+        uris, hub = data["uris"], data["hubness"]
+    per_concept = {u: float(h) for u, h in zip(uris, hub)}
+    assert len(hub) == len(uris) and set(per_concept) == set(tiny_thesaurus.table["uri"])
+    # the broad "Education" is near all its five education neighbours: the biggest hub; the
+    # heritage concepts, with fewer neighbours, are less of one on average
+    assert max(per_concept, key=per_concept.get) == "http://example.org/thes/c1"
+    education = [per_concept[f"http://example.org/thes/c{i}"] for i in range(1, 7)]
+    heritage = [per_concept[f"http://example.org/thes/c{i}"] for i in range(7, 10)]
+    assert np.mean(education) > np.mean(heritage) + 0.05
+    # by hand: concepts A, B and C (two descriptions); a pair scores its best pair of descriptions:
+    # A-B 0.8, A-C max(0, 0.6) = 0.6, B-C max(0, 0.96) = 0.96
+    vectors = np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 0, 1], [0.6, 0.8, 0]], dtype=np.float32)
+    assert np.allclose(hubness(vectors, np.array([0, 1, 2]), k=1), [0.8, 0.96, 0.96])
+    assert np.allclose(hubness(vectors, np.array([0, 1, 2]), k=2), [0.7, 0.88, 0.78])
+    assert np.allclose(hubness(vectors, np.array([0, 1, 2]), k=5, block=1), [0.7, 0.88, 0.78])
+
+
+def test_hub_weight_demotes_the_hub_and_gates_the_plain_cosine(index_dir, tiny_thesaurus):
+    with np.load(index_dir[0] / "index.npz") as data:
+        hub = dict(zip(data["uris"], data["hubness"].astype(np.float32)))
+    median = np.median(list(hub.values()))
+    text = "Schools and learning: how children are educated, and what education systems offer them."
+    plain = make(tiny_thesaurus, index_dir, min_score=0.0, limit=9).suggest([text])[0].suggestions
+    weighted = make(tiny_thesaurus, index_dir, min_score=0.0, limit=9, hub_weight=2.0).suggest([text])[0].suggestions
+    cosine = {s.uri: s.score for s in plain}
+    # every score moves by exactly weight x (hubness - median): hubs down, loners up
+    for s in weighted:
+        assert s.score == pytest.approx(cosine[s.uri] - 2.0 * (hub[s.uri] - median), abs=1e-5)
+    top_hub = max(cosine, key=lambda u: hub[u])   # "Education": first by cosine, demoted
+    rank = lambda ss: [s.uri for s in ss].index(top_hub)  # noqa: E731
+    assert rank(plain) == 0 and rank(weighted) >= 2
+    # min_score gates the cosine, not the corrected score: the same concepts pass
+    gate = sorted(cosine.values())[4]
+    kept = lambda **p: {s.uri for s in make(tiny_thesaurus, index_dir, limit=9, min_score=gate, **p)  # noqa: E731
+                        .suggest([text])[0].suggestions}
+    assert kept() == kept(hub_weight=2.0) == {u for u, c in cosine.items() if c >= gate}
+    assert make(tiny_thesaurus, index_dir, hub_weight=2.0).describe()["hub_correction"] == {
+        "weight": 2.0, "k": 10, "background": "thesaurus"}
+
+
+def test_hub_weight_needs_an_index_with_hubness(index_dir, tiny_thesaurus, tmp_path):
+    with np.load(index_dir[0] / "index.npz") as data:   # an index fitted before hubness existed
+        np.savez_compressed(tmp_path / "index.npz", vectors=data["vectors"], uris=data["uris"])
+    (tmp_path / "embedding.json").write_text((index_dir[0] / "embedding.json").read_text())
+    assert get_backend("embedding")({}, tiny_thesaurus, tmp_path).suggest([MUSEUM_TEXT])[0].suggestions
+    with pytest.raises(ModelError, match="no hubness"):
+        get_backend("embedding")({"hub_weight": 0.5}, tiny_thesaurus, tmp_path)
+    with pytest.raises(ModelError, match="hub_k"):
+        make(tiny_thesaurus, index_dir, hub_weight=0.5, hub_k=3)
+    with pytest.raises(ConfigError, match="hub_k"):
+        make(tiny_thesaurus, index_dir, hub_k=0)

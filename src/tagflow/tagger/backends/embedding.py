@@ -9,6 +9,12 @@ Encoders read a bounded number of tokens (all-MiniLM-L6-v2: 256, about 1,200 cha
 English; the rest is silently dropped) and one vector blurs a chunk's several topics, so chunks
 are cut into windows of `window_chars`, all embedded in the same batch, and a concept keeps its
 best score over the chunk's windows.
+
+Hubness correction (`hub_weight`, off by default): some concepts sit near every text (generic
+hubs) and crowd the top of every list. `fit` measures each concept's hubness on a background
+that is no evaluation data, the thesaurus itself: the mean cosine of the concept's `hub_k`
+nearest other concepts (best description pair). Ranking then uses the cosine minus `hub_weight`
+x (hubness - the median hubness), CSLS-style; `min_score` still gates the plain cosine.
 """
 from __future__ import annotations
 
@@ -28,6 +34,25 @@ INDEX = "index.npz"
 INFO = "embedding.json"
 # Parameters that shape the index: fixed at fit time, so inference must use the same ones.
 INDEX_PARAMS = ("encoder", "use_alt_labels", "use_scope_notes", "languages", "passage_prefix")
+
+
+def hubness(vectors: np.ndarray, starts: np.ndarray, k: int, block: int = 256) -> np.ndarray:
+    """Per concept (rows of one concept contiguous, from `starts`): the mean of its k highest
+    cosines to the other concepts, a concept pair scoring its best pair of descriptions. Computed
+    in blocks of whole concepts (all rows x all rows would not fit in memory for a big index)."""
+    n = len(starts)
+    if n < 2:
+        return np.zeros(n, dtype=np.float32)
+    k = min(k, n - 1)
+    bounds = np.append(starts, len(vectors))
+    out = np.empty(n, dtype=np.float32)
+    for a in range(0, n, block):
+        b = min(a + block, n)
+        rows = vectors[bounds[a]:bounds[b]] @ vectors.T
+        sims = np.maximum.reduceat(np.maximum.reduceat(rows, starts, axis=1), bounds[a:b] - bounds[a], axis=0)
+        sims[np.arange(b - a), np.arange(a, b)] = -np.inf   # not its own neighbour
+        out[a:b] = -np.partition(-sims, k - 1, axis=1)[:, :k].mean(1)
+    return out
 
 
 def concept_descriptions(table, params: dict) -> tuple[list[str], list[str]]:
@@ -66,12 +91,14 @@ class EmbeddingBackend(TaggerBackend):
         "passage_prefix": "",      # ... and for the concept descriptions (E5: "passage: ")
         "batch_size": 32,          # texts per encoder forward pass
         "window_chars": 500,       # chunk windows (paragraph-sized, within the token limit); 0: none
+        "hub_weight": 0.0,         # rank by cosine - hub_weight x (hubness - median); 0: plain cosine
+        "hub_k": 10,               # hubness: mean cosine of a concept's hub_k nearest concepts (fit)
     }
 
     @classmethod
     def _check(cls, params: dict) -> dict:
         params = cls.resolve_params(params, f"backend {cls.name}")
-        for key in ("limit", "batch_size"):
+        for key in ("limit", "batch_size", "hub_k"):
             if params[key] < 1:
                 raise ConfigError(f"backend {cls.name}.{key}: must be at least 1, got {params[key]}")
         return params
@@ -89,12 +116,17 @@ class EmbeddingBackend(TaggerBackend):
         start = time.monotonic()
         vectors = embed(encoder, texts, params["batch_size"], params["passage_prefix"])
         seconds = time.monotonic() - start
+        starts = np.flatnonzero([i == 0 or uris[i] != uris[i - 1] for i in range(len(uris))])
+        hub = hubness(vectors.astype(np.float32), starts, params["hub_k"])
         # float16 halves the file (cosines move by ~1e-3); URIs as a fixed-width unicode array,
         # so loading needs no pickle; compressed, since those repetitive URIs are a quarter of it.
+        # hubness: one value per row (its concept's), so it follows the rows wherever they go
         np.savez_compressed(out_dir / INDEX, vectors=vectors.astype(np.float16),
-                            uris=np.array(uris, dtype=str))
+                            uris=np.array(uris, dtype=str),
+                            hubness=np.repeat(hub, np.diff(np.append(starts, len(uris)))))
         summary = {"concepts": len(set(uris)), "rows": len(uris), "dim": int(vectors.shape[1]),
-                   "embed_seconds": round(seconds, 1),
+                   "embed_seconds": round(seconds, 1), "hub_k": params["hub_k"],
+                   "hubness_median": round(float(np.median(hub)), 4) if len(hub) else None,
                    "index_bytes": (out_dir / INDEX).stat().st_size}
         write_json(out_dir / INFO, {"params": params, **summary})
         return summary
@@ -106,12 +138,18 @@ class EmbeddingBackend(TaggerBackend):
         if index is None or not index.exists() or not (self.model_dir / INFO).exists():
             raise ModelError(f"embedding: no concept index in {self.model_dir} (run `tagflow tagger fit`)")
         info = json.loads((self.model_dir / INFO).read_text())
-        changed = [k for k in INDEX_PARAMS if info["params"].get(k) != self.params[k]]
+        # hub_k shapes the stored hubness, which only a hub_weight uses
+        shaping = INDEX_PARAMS + (("hub_k",) if self.params["hub_weight"] else ())
+        changed = [k for k in shaping if info["params"].get(k) != self.params[k]]
         if changed:  # vectors from another encoder (or other texts) would score silently wrong
             raise ModelError(f"embedding: index in {self.model_dir} was built with other "
                              f"{changed}: {[info['params'].get(k) for k in changed]}; refit it")
         with np.load(index) as data:
             vectors, row_uris = data["vectors"].astype(np.float32), data["uris"]
+            row_hub = data["hubness"] if "hubness" in data.files else None
+        if row_hub is None and self.params["hub_weight"]:
+            raise ModelError(f"embedding: index in {self.model_dir} has no hubness (fitted before "
+                             f"hub_weight existed); refit it")
         keep = np.array([u in thesaurus for u in row_uris], dtype=bool)  # only today's concepts
         vectors, row_uris = vectors[keep], row_uris[keep]
         # Sort rows by concept so each concept is one contiguous run: its score is then a
@@ -120,6 +158,10 @@ class EmbeddingBackend(TaggerBackend):
         order = np.argsort(concept_of_row, kind="stable")
         self.vectors = vectors[order]
         self.starts = np.searchsorted(concept_of_row[order], np.arange(len(self.uris)))
+        self.hub_offset = np.zeros(len(self.uris), dtype=np.float32)  # subtracted before ranking
+        if self.params["hub_weight"] and len(self.uris):
+            hub = row_hub[keep][order][self.starts].astype(np.float32)
+            self.hub_offset = self.params["hub_weight"] * (hub - np.median(hub))
         from ...core.encoders import load_encoder
         self.encoder = load_encoder(self.params["encoder"])
 
@@ -149,12 +191,17 @@ class EmbeddingBackend(TaggerBackend):
             return [ChunkSuggestions([]) for _ in chunks]
         limit, min_score = min(self.params["limit"], len(self.uris)), self.params["min_score"]
         results = []
-        for row in self.scores(chunks):
+        for cosine in self.scores(chunks):
+            row = cosine - self.hub_offset   # hubs demoted (hub_weight 0: the cosine itself)
             top = np.argpartition(-row, limit - 1)[:limit]
             top = top[np.argsort(-row[top], kind="stable")]
             results.append(ChunkSuggestions([Suggestion(str(self.uris[i]), float(row[i]))
-                                             for i in top if row[i] >= min_score]))
+                                             for i in top if cosine[i] >= min_score]))
         return results
 
     def describe(self) -> dict:
-        return {"encoder": self.params["encoder"]}
+        out = {"encoder": self.params["encoder"]}
+        if self.params["hub_weight"]:
+            out["hub_correction"] = {"weight": self.params["hub_weight"], "k": self.params["hub_k"],
+                                     "background": "thesaurus"}
+        return out
