@@ -1,7 +1,7 @@
 """Training-free post-processing of the route tagger's embedding scores, measured on the dev set.
 
-    python benchmarks/score_postprocess.py cache --cache /tmp/hub     # encoder runs (minutes)
-    python benchmarks/score_postprocess.py evaluate --cache /tmp/hub  # numpy only (seconds)
+    python benchmarks/score_postprocess.py cache --cache artifacts/hub  # encoder runs (minutes)
+    python benchmarks/score_postprocess.py evaluate --cache artifacts/hub  # numpy only (seconds)
 
 `cache` fits params.yaml's route backend (MiniLM for English chunks, e5 for the rest) into the
 cache folder, and stores for every dev document each chunk's (windows x concepts) cosines, and
