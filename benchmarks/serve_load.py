@@ -14,7 +14,8 @@ dev set's 44 documents (30 English, 7 French, 7 Spanish), round robin.
 
 Reported: bad inputs tried (status, time), then for each client count the requests/s served,
 p50/p95/p99 latency of served requests, refused (503) and the time to refusal, other errors, and
-/info latency probed during the load; memory (RSS of serve + worker) before and after; and the
+/info latency probed during the load; memory (RSS of serve + worker, and of the worker alone, after
+each level: `--clients 8,8,8,8` gives it per round of 8 clients) before and after; and the
 fault cases: registry down at start, alias promotion and rollback followed, SIGTERM, SIGKILL.
 --services-from REV runs the service and library code (services/, src/) of a git revision, on
 the same registered model (for before/after figures).
@@ -94,6 +95,7 @@ def cpu_model(work: Path, dump: Path, fitted: Path | None = None):
     if fitted:
         shutil.copytree(fitted, model_dir)
     else:
+        model_dir.mkdir()  # fit writes into an existing folder (the stage's is made atomically)
         fit_backend(infer, Thesaurus(table), [], [], model_dir)
     card = model_card(infer, get_backend(infer.backend).model_info(model_dir),
                       {"dump": dump.name, "sha256": file_sha256(dump), "concepts": len(table)},
@@ -159,10 +161,11 @@ class Serve:
         except psutil.NoSuchProcess:
             return []
 
-    def rss_mb(self) -> float:
+    def rss_mb(self, workers_only: bool = False) -> float:
+        """RSS of serve and its workers together (or of the workers only: serve's children)."""
         import psutil
         total = 0
-        for pid in self.pids():
+        for pid in self.pids()[1 if workers_only else 0:]:
             try:
                 total += psutil.Process(pid).memory_info().rss
             except psutil.NoSuchProcess:
@@ -363,10 +366,12 @@ def main() -> None:
     report["bad_inputs"] = bad_inputs(serve.url)
     httpx.post(f"{serve.url}/tag", json={"text": texts[0]}, timeout=300)      # warm-up
     report["rss_mb_warm"] = serve.rss_mb()
+    report["worker_rss_mb_warm"] = serve.rss_mb(workers_only=True)
     report["load"] = []
     for clients in [int(c) for c in args.clients.split(",")]:
         report["load"].append(load(serve.url, texts, clients, args.seconds))
         report["load"][-1]["rss_mb"] = serve.rss_mb()
+        report["load"][-1]["worker_rss_mb"] = serve.rss_mb(workers_only=True)
         print(json.dumps(report["load"][-1]), flush=True)
     report["rss_mb_after"] = serve.rss_mb()
     if not args.no_faults:

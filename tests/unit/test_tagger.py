@@ -279,3 +279,36 @@ def test_empty_document_refused_before_generation(th, texts, index):
     with pytest.raises(EmptyDocumentError, match=f"document {index} is empty"):
         tagger.tag_many(texts)
     assert tagger.calls == []
+
+
+# ---- freed memory goes back after each batch (core/memory.py) --------------------------------
+
+def test_tag_many_gives_freed_memory_back_after_each_batch(th, monkeypatch):
+    from tagflow.core import memory
+
+    calls = []
+    tagger = CannedTagger(th, CFG, answer_by_topic)
+    monkeypatch.setattr(memory, "release_freed_memory", lambda: calls.append(len(tagger.calls)) or True)
+    tagger.tag_many(["A note on the museum.", "The teacher and the class."])
+    tagger.tag("The museum's teacher.")
+    assert calls == [1, 2]              # once per batch, after the backend's call
+
+
+def test_release_freed_memory_gives_a_hole_in_the_heap_back():
+    import ctypes
+
+    from tagflow.core import memory
+
+    libc = ctypes.CDLL(None)
+    if not hasattr(libc, "malloc_trim"):
+        pytest.skip("not glibc: no malloc_trim")
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(4096) for _ in range(4096)]    # 16 MiB of small blocks on the heap
+    guard = libc.malloc(4096)                           # keeps their space off the heap's top
+    for block in blocks:
+        libc.free(block)                                # freed, but kept by malloc
+    try:
+        assert memory.release_freed_memory() is True    # pages given back to the system
+    finally:
+        libc.free(guard)

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core import memory
 from ..core.errors import ConfigError, DataError
 from ..thesaurus import Thesaurus
 from .backends import make_backend
@@ -130,6 +131,9 @@ class Tagger:
                 aggregate(mine, self.th, top_n, refine, lang, self.cfg.aggregate), [c.raw for c in mine],
                 all(c.well_formed for c in mine), sum(c.emitted for c in mine),
                 [u for c in mine for u in c.unknown], sum(c.duplicates for c in mine)))
+        # The batch's activations, freed now, would otherwise stay in glibc's arenas (one per
+        # encoder thread) and the process's memory would creep batch after batch (core/memory.py).
+        memory.release_freed_memory()
         return results
 
     def tag(self, text: str, top_n: int | None = None, refine: str | None = None,
