@@ -38,6 +38,14 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{group}: tests under tests/{group}/")
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Ephemeral Prefect servers that in-process flow runs started stop in an atexit hook, after
+    pytest has closed the stream their log handler writes to; each such message would print a
+    "--- Logging error ---" traceback at the end of every run. Nothing can be written then anyway."""
+    import logging
+    logging.raiseExceptions = False
+
+
 def pytest_collection_modifyitems(items):
     for item in items:  # the folder is the group: `-m unit` selects tests/unit/
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
