@@ -74,6 +74,15 @@ def is_main() -> bool:
     return current().is_main
 
 
+def note_group(summary: dict, trainer) -> Rank:
+    """This process's rank; in a launched group, the Trainer's own process count goes into the
+    training summary (proof it trained as one DDP group)."""
+    rank = current()
+    if rank.distributed:
+        summary["processes"] = trainer.args.world_size
+    return rank
+
+
 def check_processes(processes: int, where: str) -> None:
     """A config's `processes`: at least 1 (the GPU count is checked at launch, `run_group`)."""
     if processes < 1:

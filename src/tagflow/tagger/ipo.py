@@ -85,9 +85,7 @@ def train(cfg: IPOConfig, sft_dir: str | Path, pairs_path: str | Path, out_dir: 
     for key in ("rewards/accuracies", "rewards/margins"):
         if key in last:
             summary[f"last_{key.replace('/', '_')}"] = round(float(last[key]), 4)
-    rank = distributed.current()
-    if rank.distributed:   # the Trainer's own count: proof it trained as one DDP group
-        summary["processes"] = trainer.args.world_size
+    rank = distributed.note_group(summary, trainer)
     if not rank.is_main:   # in a launched group, rank 0 writes the model dir
         return summary
     with atomic_path(out_dir, is_dir=True) as tmp:

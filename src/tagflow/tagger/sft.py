@@ -55,16 +55,9 @@ def _progress_callback(log_to_mlflow: bool, mlflow_run_id: str | None = None):
                      "  ".join(f"{k} {v:.4g}" for k, v in logs.items()))
             if not log_to_mlflow:
                 return
-            metrics = {f"train/{k}": v for k, v in logs.items()}
-            if mlflow_run_id is None:
-                import mlflow
-                mlflow.log_metrics(metrics, step=state.global_step)
-            else:
-                from mlflow import MlflowClient
-                from mlflow.entities import Metric
-                now = int(time.time() * 1000)
-                MlflowClient().log_batch(mlflow_run_id, metrics=[
-                    Metric(k, float(v), now, state.global_step) for k, v in metrics.items()])
+            import mlflow
+            mlflow.log_metrics({f"train/{k}": v for k, v in logs.items()}, step=state.global_step,
+                               run_id=mlflow_run_id)   # None: the active run
 
     return ProgressAndTracking()
 
@@ -134,9 +127,7 @@ def train(cfg: SFTConfig, splits_dir: str | Path, out_dir: str | Path, log_to_ml
     summary = {"train_loss": round(result.training_loss, 4), "val_loss": round(val["eval_loss"], 4),
                "train_seconds": round(time.monotonic() - t0, 1), "steps": trainer.state.global_step,
                "runtime": runtime.describe()}
-    rank = distributed.current()
-    if rank.distributed:   # the Trainer's own count: proof it trained as one DDP group
-        summary["processes"] = trainer.args.world_size
+    rank = distributed.note_group(summary, trainer)
     if not rank.is_main:   # in a launched group, rank 0 writes the adapter
         return summary
     with atomic_path(out_dir, is_dir=True) as tmp:
