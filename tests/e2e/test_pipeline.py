@@ -103,15 +103,16 @@ def test_every_stage_ran_as_a_flow_run_on_the_prefect_server(project, prefect_ap
 
 
 def test_dev_set_concepts_exist_in_the_dump(project):
-    """The hand-indexed dev set against the real concept table: every gold URI exists, its label
-    is the English preferred label, and no document pairs a concept with one of its ancestors."""
+    """The hand-indexed dev set and training records against the real concept table: every gold
+    URI exists, its label is the English preferred label, and no document pairs a concept with
+    one of its ancestors."""
     import pandas as pd
 
     from tagflow.thesaurus import Thesaurus
 
     dest, _ = project
     th = Thesaurus(pd.read_parquet(dest / "artifacts/thesaurus/concepts.parquet"))
-    for f in sorted((dest / "devsets/tagger").glob("*.jsonl")):
+    for f in sorted([*(dest / "devsets/tagger").glob("*.jsonl"), *(dest / "trainsets/tagger").glob("*.jsonl")]):
         for row in map(json.loads, f.read_text().splitlines()):
             assert all(u in th for u in row["uris"]), row["id"]
             assert [th.label[u] for u in row["uris"]] == row["labels"], row["id"]

@@ -72,7 +72,7 @@ def check_not_trained_on(backend, documents: list[dict], where: str) -> None:
     seen = backend.training_ids() & {str(d.get("id")) for d in documents}
     if seen:
         raise DataError(f"{where}: {len(seen)} of its documents (e.g. {sorted(seen)[0]}) trained the "
-                        f"{backend.name} backend's scorer; evaluate on other documents or train it on others")
+                        f"{backend.name} backend; evaluate on other documents or train it on others")
 
 
 def run(cfg: "Config") -> dict:

@@ -26,6 +26,21 @@ def parse_languages(spec: str, known: list[str], where: str) -> list[str]:
     return langs
 
 
+def load_train_set(spec: str, where: str) -> list[dict]:
+    """Hand-indexed documents named by a backend's `train_set`: a folder of *.jsonl or one .jsonl
+    file, every line with a `text` and gold `uris` (a library's own indexed records)."""
+    from ...core.errors import DataError
+    from ...core.io import read_jsonl  # here: the module is imported by everything, keep it light
+
+    path = Path(spec)
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path] if path.is_file() else []
+    docs = [row for f in files for row in read_jsonl(f)]
+    if not docs or any(not isinstance(d.get("text"), str) or not d.get("uris") for d in docs):
+        raise DataError(f"{where}: {spec!r} must be a .jsonl file or a folder of them, "
+                        f"every line with a `text` and gold `uris`")
+    return docs
+
+
 @dataclass
 class Suggestion:
     uri: str

@@ -15,6 +15,12 @@ hubs) and crowd the top of every list. `fit` measures each concept's hubness on 
 that is no evaluation data, the thesaurus itself: the mean cosine of the concept's `hub_k`
 nearest other concepts (best description pair). Ranking then uses the cosine minus `hub_weight`
 x (hubness - the median hubness), CSLS-style; `min_score` still gates the plain cosine.
+
+Fine-tuning (`train_set`, off by default): given hand-indexed documents (a library's own records),
+`fit` first trains the encoder on them (encoder_tuning.py), saves it in the model directory and
+builds the index with it; only documents in `train_languages` (default: the indexed `languages`)
+teach it. The evaluation
+refuses a dev set that shares a document with the training set.
 """
 from __future__ import annotations
 
@@ -33,7 +39,9 @@ from .base import ChunkSuggestions, Suggestion, TaggerBackend, parse_languages
 INDEX = "index.npz"
 INFO = "embedding.json"
 # Parameters that shape the index: fixed at fit time, so inference must use the same ones.
-INDEX_PARAMS = ("encoder", "use_alt_labels", "use_scope_notes", "languages", "passage_prefix")
+INDEX_PARAMS = ("encoder", "use_alt_labels", "use_scope_notes", "languages", "passage_prefix",
+                "train_set", "train_epochs", "train_lr", "train_batch", "train_windows", "train_seed",
+                "train_languages")
 
 
 def hubness(vectors: np.ndarray, starts: np.ndarray, k: int, block: int = 256) -> np.ndarray:
@@ -93,26 +101,48 @@ class EmbeddingBackend(TaggerBackend):
         "window_chars": 500,       # chunk windows (paragraph-sized, within the token limit); 0: none
         "hub_weight": 0.0,         # rank by cosine - hub_weight x (hubness - median); 0: plain cosine
         "hub_k": 10,               # hubness: mean cosine of a concept's hub_k nearest concepts (fit)
+        "train_set": "",           # hand-indexed *.jsonl (folder or file) to fine-tune the encoder on
+        "train_epochs": 2,         # ... passes over its (passage, concept) pairs
+        "train_lr": 2e-5,
+        "train_batch": 32,         # pairs per step (the in-batch negatives)
+        "train_windows": 2,        # passages paired with each gold concept of a document
+        "train_seed": 13,
+        "train_languages": "",     # documents (by `lang`) that teach it; "": the indexed `languages`
     }
 
     @classmethod
     def _check(cls, params: dict) -> dict:
         params = cls.resolve_params(params, f"backend {cls.name}")
-        for key in ("limit", "batch_size", "hub_k"):
+        for key in ("limit", "batch_size", "hub_k", "train_epochs", "train_batch", "train_windows"):
             if params[key] < 1:
                 raise ConfigError(f"backend {cls.name}.{key}: must be at least 1, got {params[key]}")
         return params
 
     @classmethod
     def fit(cls, params: dict, thesaurus, documents: list[dict], out_dir: Path) -> dict:
-        """Embed every concept's descriptions into out_dir/index.npz; `documents` are not used."""
+        """Embed every concept's descriptions into out_dir/index.npz (with the encoder fine-tuned on
+        `train_set` first, where one is named); `documents` (the synthetic split) are not used."""
         from ...core.encoders import embed, load_encoder
 
         params = cls._check(params)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         uris, texts = concept_descriptions(thesaurus.table, params)
-        encoder = load_encoder(params["encoder"])
+        tuned, trained_ids = None, []
+        if params["train_set"]:
+            from .base import load_train_set
+            from .encoder_tuning import ENCODER_DIR, fine_tune
+
+            langs = set(parse_languages(params["train_languages"] or params["languages"], thesaurus.languages(),
+                                        "backend embedding.train_languages"))
+            docs = [d for d in load_train_set(params["train_set"], f"backend {cls.name}.train_set")
+                    if d.get("lang", "") in langs | {""}]
+            described: dict[str, list[str]] = {}
+            for uri, text in zip(uris, texts):
+                described.setdefault(uri, []).append(text)
+            tuned = fine_tune(params["encoder"], docs, described, params, out_dir)
+            trained_ids = sorted(str(d["id"]) for d in docs if "id" in d)
+        encoder = load_encoder(str(out_dir / ENCODER_DIR) if tuned else params["encoder"])
         start = time.monotonic()
         vectors = embed(encoder, texts, params["batch_size"], params["passage_prefix"])
         seconds = time.monotonic() - start
@@ -128,7 +158,9 @@ class EmbeddingBackend(TaggerBackend):
                    "embed_seconds": round(seconds, 1), "hub_k": params["hub_k"],
                    "hubness_median": round(float(np.median(hub)), 4) if len(hub) else None,
                    "index_bytes": (out_dir / INDEX).stat().st_size}
-        write_json(out_dir / INFO, {"params": params, **summary})
+        if tuned:
+            summary["fine_tuned"] = tuned
+        write_json(out_dir / INFO, {"params": params, **summary, "trained_ids": trained_ids})
         return summary
 
     def __init__(self, params: dict, thesaurus, model_dir: str | Path | None = None):
@@ -163,7 +195,13 @@ class EmbeddingBackend(TaggerBackend):
             hub = row_hub[keep][order][self.starts].astype(np.float32)
             self.hub_offset = self.params["hub_weight"] * (hub - np.median(hub))
         from ...core.encoders import load_encoder
-        self.encoder = load_encoder(self.params["encoder"])
+        from .encoder_tuning import ENCODER_DIR
+        self.tuned = info.get("fine_tuned")
+        self.trained_on = frozenset(info.get("trained_ids", []))
+        if self.params["train_set"] and not (self.model_dir / ENCODER_DIR).is_dir():
+            raise ModelError(f"embedding: {self.model_dir} has no fine-tuned encoder; refit it")
+        self.encoder = load_encoder(str((self.model_dir / ENCODER_DIR).resolve()) if self.params["train_set"]
+                                    else self.params["encoder"])
 
     def window_scores(self, chunks: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
         """Per chunk a (windows, concepts) cosine matrix (a concept's best description per
@@ -204,4 +242,9 @@ class EmbeddingBackend(TaggerBackend):
         if self.params["hub_weight"]:
             out["hub_correction"] = {"weight": self.params["hub_weight"], "k": self.params["hub_k"],
                                      "background": "thesaurus"}
+        if self.tuned:
+            out["fine_tuned_on"] = {"train_set": self.params["train_set"], **self.tuned}
         return out
+
+    def training_ids(self) -> frozenset[str]:
+        return self.trained_on

@@ -29,7 +29,7 @@ import numpy as np
 
 from ...core.errors import ConfigError, DataError, ModelError
 from ..text import guess_language
-from .base import ChunkSuggestions, Suggestion, TaggerBackend
+from .base import ChunkSuggestions, Suggestion, TaggerBackend, load_train_set
 
 STATE = "rerank.json"
 SCORER = "scorer.json"
@@ -143,19 +143,6 @@ class LinearScorer:
         return 1.0 / (1.0 + np.exp(-(((X - self.mean) / self.scale) @ self.coef + self.intercept)))
 
 
-def load_train_set(spec: str) -> list[dict]:
-    """The hand-indexed documents named by `train_set` (a folder of *.jsonl or one .jsonl file)."""
-    from ...core.io import read_jsonl
-
-    path = Path(spec)
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path] if path.is_file() else []
-    docs = [row for f in files for row in read_jsonl(f)]
-    if not docs or any(not isinstance(d.get("text"), str) or not d.get("uris") for d in docs):
-        raise DataError(f"backend rerank.train_set: {spec!r} must be a .jsonl file or a folder of them, "
-                        f"every line with a `text` and gold `uris`")
-    return docs
-
-
 def f1_with_ci(golds: list[set], preds: list[list[str]]) -> list[float]:
     """[doc-averaged F1, 95% bootstrap CI low, high]."""
     from ..metrics import bootstrap_ci, prf
@@ -247,7 +234,7 @@ class RerankBackend(TaggerBackend):
         if params["candidates"] < 1 or params["C"] <= 0:
             raise ConfigError("backend rerank: candidates must be at least 1 and C positive")
         names = _members(params)
-        docs = load_train_set(params["train_set"]) if params["train_set"] else documents
+        docs = load_train_set(params["train_set"], "backend rerank.train_set") if params["train_set"] else documents
         if not docs:
             raise DataError("backend rerank: no training documents for the scorer (synthetic split empty "
                             "and no train_set)")
