@@ -60,8 +60,9 @@ def fine_tune(model_id: str, documents: list[dict], descriptions: dict[str, list
     import torch
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments, losses)
-    from sentence_transformers.training_args import BatchSamplers
+                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers.sentence_transformer import losses   # the v6 paths (old ones warn)
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     from transformers import PrinterCallback, TrainerCallback
 
     from ...core.encoders import resolve_encoder
