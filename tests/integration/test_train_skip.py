@@ -44,6 +44,8 @@ def test_preference_stages_skip_and_record_why(mlflow_store, monkeypatch):
     reason = "backend embedding does not use the SFT adapter"
     assert pairs.run(cfg) == {"skipped": reason}
     assert (mlflow_store / paths.PAIRS).read_text() == ""
+    # every dvc.yaml output of the stage exists, the contract folder included (else `dvc repro` fails)
+    assert json.loads((mlflow_store / paths.CONTRACTS_DIR / "pairs" / "skipped.json").read_text()) == {"skipped": reason}
     assert ipo.run(cfg) == {"skipped": reason}
     assert json.loads((mlflow_store / paths.IPO_DIR / "skipped.json").read_text()) == {"skipped": reason}
     run = mlflow.MlflowClient().get_run(read_run_id(mlflow_store / paths.IPO_RUN_FILE))
