@@ -15,6 +15,7 @@ it (served = measured). Training is seeded; on a CPU, MiniLM learns 300 document
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def training_pairs(encoder, documents: list[dict], descriptions: dict[str, list[
 
     rng = random.Random(seed)
     query, passage = params["query_prefix"], params["passage_prefix"]
-    pairs = []
+    pairs, described_vectors = [], {}   # a concept's descriptions embedded once, not per document
     for doc in documents:
         texts = [w for chunk in chunk_text(doc["text"], 3000, 500) for w in windows(chunk, params["window_chars"])]
         gold = [u for u in doc["uris"] if u in descriptions]
@@ -43,7 +44,9 @@ def training_pairs(encoder, documents: list[dict], descriptions: dict[str, list[
             continue
         found = embed(encoder, texts, params["batch_size"], query)
         for uri in gold:
-            described = embed(encoder, descriptions[uri], params["batch_size"], passage)
+            if uri not in described_vectors:
+                described_vectors[uri] = embed(encoder, descriptions[uri], params["batch_size"], passage)
+            described = described_vectors[uri]
             closest = np.argsort(-(found @ described.T).max(1), kind="stable")[:params["train_windows"]]
             for i in closest:
                 text = descriptions[uri][0] if rng.random() < 0.6 else rng.choice(descriptions[uri])
@@ -98,7 +101,6 @@ def fine_tune(model_id: str, documents: list[dict], descriptions: dict[str, list
     log.info("encoder fine-tuning: %s on %d pairs from %d documents", model_id, len(pairs), len(documents))
     result = trainer.train()
     encoder.save(str(Path(out_dir) / ENCODER_DIR))
-    import shutil
     shutil.rmtree(work, ignore_errors=True)
     return {"documents": len(documents), "pairs": len(pairs), "steps": result.global_step,
             "train_loss": round(float(result.training_loss), 4), "seconds": round(time.monotonic() - start, 1)}
