@@ -101,7 +101,7 @@ def cache_scores(args) -> None:
         start = time.monotonic()
         for name, member in route.members.items():
             mine = [k for k, m in enumerate(members) if m == name]
-            per_chunk, _ = member.window_scores([chunks[k][2] for k in mine])
+            per_chunk, *_ = member.window_scores([chunks[k][2] for k in mine])
             for k, mat in zip(mine, per_chunk):
                 arrays[f"w{k}"] = mat.astype(np.float16)
         print(f"[cache] {len(chunks)} dev chunks in {time.monotonic() - start:.0f} s", file=sys.stderr)
@@ -131,7 +131,7 @@ def cache_scores(args) -> None:
             texts = (reuters_windows(args.background, member.params["window_chars"]) if source == "reuters"
                      else edu_windows(member.params["window_chars"]))
             start = time.monotonic()
-            per_chunk, _ = member.window_scores(texts)
+            per_chunk, *_ = member.window_scores(texts)
             np.save(bg, np.concatenate(per_chunk).astype(np.float16))
             print(f"[cache] {name}: {len(texts)} {source} windows in {time.monotonic() - start:.0f} s",
                   file=sys.stderr)

@@ -10,7 +10,7 @@ import pytest
 from tagflow.core.errors import ConfigError, DataError
 from tagflow.core.io import write_jsonl
 from tagflow.tagger.backends import fit_backend, make_backend
-from tagflow.tagger.backends.rerank import SCORER, STATE, feature_names
+from tagflow.tagger.backends.rerank import RECORDS, SCORER, STATE, feature_names
 from tagflow.tagger.config import InferConfig
 from tagflow.tagger.evaluate import check_not_trained_on
 
@@ -51,14 +51,14 @@ def fitted(tiny_thesaurus, indexed, tmp_path_factory):
 
 def test_fit_learns_from_the_named_documents_and_reports_out_of_fold_f1(fitted):
     out, summary = fitted
-    assert sorted(p.name for p in out.iterdir()) == sorted(["embedding", SCORER, STATE])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["embedding", RECORDS, SCORER, STATE])
     assert summary["scorer_documents"] == len(INDEXED)
     assert summary["scorer_trained_on"].endswith("indexed0")
     f1, low, high = summary["out_of_fold_f1_at_5"]
     assert 0.0 <= low <= f1 <= high <= 1.0
     assert 0.0 < summary["gold_reachable"] <= 1.0
     scorer = json.loads((out / SCORER).read_text())
-    assert scorer["features"] == feature_names(["embedding"]) == list(summary["weights"])
+    assert scorer["features"] == feature_names(["embedding"], memory=True) == list(summary["weights"])
     assert scorer["trained_ids"] == sorted(f"rec-{i}" for i in range(len(INDEXED)))
 
 

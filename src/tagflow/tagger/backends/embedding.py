@@ -203,10 +203,11 @@ class EmbeddingBackend(TaggerBackend):
         self.encoder = load_encoder(str((self.model_dir / ENCODER_DIR).resolve()) if self.params["train_set"]
                                     else self.params["encoder"])
 
-    def window_scores(self, chunks: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    def window_scores(self, chunks: list[str]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Per chunk a (windows, concepts) cosine matrix (a concept's best description per
-        window), and (chunks, concepts) cosines of each chunk's mean window vector. All windows of
-        all chunks go through the encoder together (length-sorted shards side by side: shards.py)."""
+        window); (chunks, concepts) cosines of each chunk's mean window vector; and those mean
+        vectors, unit length (chunks, dim). All windows of all chunks go through the encoder
+        together (length-sorted shards side by side: shards.py)."""
         from .shards import embed_sharded
 
         pieces = [windows(c, self.params["window_chars"]) for c in chunks]
@@ -217,11 +218,11 @@ class EmbeddingBackend(TaggerBackend):
         means = np.stack([queries[a:b].mean(0) for a, b in zip(bounds[:-1], bounds[1:])])
         means /= np.linalg.norm(means, axis=1, keepdims=True)
         whole = np.maximum.reduceat(means @ self.vectors.T, self.starts, axis=1)
-        return [per_window[a:b] for a, b in zip(bounds[:-1], bounds[1:])], whole
+        return [per_window[a:b] for a, b in zip(bounds[:-1], bounds[1:])], whole, means
 
     def scores(self, chunks: list[str]) -> np.ndarray:
         """(chunks, concepts) cosine: the best over the concept's descriptions and the chunk's windows."""
-        per_chunk, _ = self.window_scores(chunks)
+        per_chunk, *_ = self.window_scores(chunks)
         return np.stack([m.max(0) for m in per_chunk]).astype(np.float32)
 
     def suggest(self, chunks: list[str]) -> list[ChunkSuggestions]:

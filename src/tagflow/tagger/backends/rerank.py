@@ -8,8 +8,13 @@ plus the best cosines relative to the chunk's best candidate and standardised wi
 (so a scorer learns "stands out here", not an encoder's absolute scale); label occurrences
 (count, first position, preferred label); depth and narrower count; and support from the chunk's
 strong candidates that are its ancestors, descendants, related concepts or share its
-micro-thesaurus. A logistic regression (standardised features, balanced classes) turns them into
-a probability; its coefficients are stored as JSON, so the scorer is portable and readable.
+micro-thesaurus. With `neighbours`, the scorer's training documents are kept in the model as a
+memory (each member's mean window vector of each document, and its concepts) and add two kinds of
+feature: a candidate's vote among the chunk's nearest documents (per member, each neighbour weighted
+by its cosine: the kNN idea of Annif's tfidf backend) and its prior (the log number of documents
+indexed with it); a training document is featurised without itself. A logistic regression
+(standardised features, balanced classes) turns them into a probability; its coefficients are
+stored as JSON, so the scorer is portable and readable.
 
 Which documents teach the scorer matters more than the features. Trained on the synthetic
 split it learns that gold concepts are named in the text (true of the teacher's documents, not of
@@ -17,12 +22,15 @@ real ones) and reranks worse than the retrievers alone; trained on a few dozen h
 documents it lifts them (README, "Backends compared"). `train_set` names such a set: a folder of
 `*.jsonl` documents with `text` and gold `uris` (a library's own indexed records). The fit
 reports the scorer's out-of-fold F1 on its training set, and the evaluation refuses a dev set the
-scorer was trained on (its F1 would be inflated).
+scorer was trained on (its F1 would be inflated), and the fit refuses members fine-tuned on the
+scorer's documents (their cosines on those documents would be inflated, and the scorer would learn
+to trust them too much).
 """
 from __future__ import annotations
 
 import json
 import math
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +41,7 @@ from .base import ChunkSuggestions, Suggestion, TaggerBackend, load_train_set
 
 STATE = "rerank.json"
 SCORER = "scorer.json"
+RECORDS = "records.npz"   # the scorer's training documents as a memory (with `neighbours`)
 PER_MEMBER = ["max", "mean2", "whole", "top_share", "log_rank", "gap", "z"]
 SHARED = ["label_count", "label_first", "label_pref", "depth", "log_narrower",
           "support_ancestors", "support_descendants", "support_related", "support_micro"]
@@ -50,27 +59,101 @@ def _members(params: dict) -> list[str]:
     return names
 
 
-def feature_names(members: list[str]) -> list[str]:
-    return [f"{m}.{f}" for m in members for f in PER_MEMBER] + SHARED
+def feature_names(members: list[str], memory: bool = False) -> list[str]:
+    memory_features = [f"{m}.knn" for m in members] + ["prior"] if memory else []
+    return [f"{m}.{f}" for m in members for f in PER_MEMBER] + SHARED + memory_features
+
+
+class RecordMemory:
+    """Indexed documents, as vectors per member and concept sets: what similar documents were
+    indexed with (`knn`, one column per member) and how often a concept was used at all (`prior`)."""
+
+    def __init__(self, vectors: dict[str, np.ndarray], concepts: list[list[str]], neighbours: int,
+                 candidates: int = 0):
+        self.vectors, self.neighbours, self.candidates = vectors, neighbours, candidates
+        self.concepts = [frozenset(c) for c in concepts]
+        self.count = Counter(u for c in self.concepts for u in c)
+
+    def _nearest(self, name: str, vector: np.ndarray, exclude: int | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+        sims = self.vectors[name] @ vector
+        if exclude is not None:
+            sims[exclude] = -np.inf
+        near = np.argsort(-sims)[:k]
+        return near, sims[near]
+
+    def concepts_near(self, chunk_vectors: dict[str, np.ndarray], exclude: int | None) -> set[str]:
+        """The concepts of each member's `candidates` nearest documents (new candidates: the
+        retrievers miss about a third of the gold concepts, which similar records often carry)."""
+        found: set[str] = set()
+        for name, vector in chunk_vectors.items():
+            for j in self._nearest(name, vector, exclude, self.candidates)[0]:
+                found |= self.concepts[j]
+        return found
+
+    def features(self, uris: list[str], chunk_vectors: dict[str, np.ndarray], exclude: int | None) -> np.ndarray:
+        """(candidates, members + 1): kNN votes per member, then the prior; `exclude`: the
+        document being featurised, when it is one of the memory's own (leave-one-out)."""
+        own = self.concepts[exclude] if exclude is not None else frozenset()
+        columns = []
+        for name, vector in chunk_vectors.items():
+            votes: dict[str, float] = defaultdict(float)
+            for j, sim in zip(*self._nearest(name, vector, exclude, self.neighbours)):
+                for u in self.concepts[j]:
+                    votes[u] += max(float(sim), 0.0)
+            columns.append([votes.get(u, 0.0) for u in uris])
+        columns.append([math.log1p(self.count[u] - (u in own)) for u in uris])
+        return np.array(columns, dtype=np.float64).T.reshape(len(uris), len(columns))
+
+    def save(self, path: Path) -> None:
+        # concepts as tab-joined URIs in a unicode array: loading needs no pickle
+        np.savez_compressed(path, concepts=np.array(["\t".join(sorted(c)) for c in self.concepts], dtype=str),
+                            **{f"vectors:{n}": v.astype(np.float16) for n, v in self.vectors.items()})
+
+    @classmethod
+    def load(cls, path: Path, neighbours: int, candidates: int = 0) -> "RecordMemory":
+        with np.load(path) as data:
+            vectors = {k.split(":", 1)[1]: data[k].astype(np.float32) for k in data.files if k.startswith("vectors:")}
+            concepts = [c.split("\t") if c else [] for c in data["concepts"].tolist()]
+        return cls(vectors, concepts, neighbours, candidates)
 
 
 class Candidates:
     """Member retrievers + label index: chunks -> (candidate URIs, feature matrix) per chunk."""
 
-    def __init__(self, members: dict, thesaurus, languages: list[str], per_member: int):
+    def __init__(self, members: dict, thesaurus, languages: list[str], per_member: int,
+                 memory: RecordMemory | None = None):
         from .lexical import LabelIndex
 
-        self.members, self.th, self.per_member = members, thesaurus, per_member
+        self.members, self.th, self.per_member, self.memory = members, thesaurus, per_member, memory
         self.labels = LabelIndex(thesaurus, languages)
         self.column = {name: {str(u): i for i, u in enumerate(m.uris)} for name, m in members.items()}
 
     def __call__(self, chunks: list[str]) -> list[tuple[list[str], np.ndarray]]:
-        views = {name: m.window_scores(chunks) for name, m in self.members.items()}
-        return [self._chunk(chunk, {n: (v[0][i], v[1][i]) for n, v in views.items()})
-                for i, chunk in enumerate(chunks)]
+        """(candidate URIs, features) per chunk."""
+        return self.featurise(chunks, self.views(chunks))
 
-    def _chunk(self, chunk: str, views: dict) -> tuple[list[str], np.ndarray]:
-        per_member, pool = {}, set()
+    def views(self, chunks: list[str]) -> dict[str, tuple]:
+        """Each member's window cosines of the chunks and their mean window vectors (the vectors
+        are what the memory keeps of a document)."""
+        return {name: m.window_scores(chunks) for name, m in self.members.items()}
+
+    def featurise(self, chunks: list[str], views: dict[str, tuple], exclude: list[int | None] | None = None
+                  ) -> list[tuple[list[str], np.ndarray]]:
+        """(candidate URIs, features) per chunk; `exclude`: per chunk, the memory's document it is
+        (the memory's own documents are featurised without themselves)."""
+        out = []
+        for i, chunk in enumerate(chunks):
+            vectors = {n: v[2][i] for n, v in views.items()}
+            skip = exclude[i] if exclude else None
+            extra = self.memory.concepts_near(vectors, skip) if self.memory is not None else set()
+            uris, X = self._chunk(chunk, {n: (v[0][i], v[1][i]) for n, v in views.items()}, extra)
+            if self.memory is not None:
+                X = np.hstack([X, self.memory.features(uris, vectors, skip)])
+            out.append((uris, X))
+        return out
+
+    def _chunk(self, chunk: str, views: dict, extra: set[str]) -> tuple[list[str], np.ndarray]:
+        per_member, pool = {}, set(extra)
         for name, (windows, whole) in views.items():
             best = windows.max(0)
             top = np.argsort(-best)[:self.per_member]
@@ -179,6 +262,10 @@ class RerankBackend(TaggerBackend):
         "candidates": 40,        # each member's best concepts per chunk taken as candidates
         "label_languages": "en,fr,es",  # labels matched in the text (candidates and features)
         "train_set": "",         # hand-indexed *.jsonl to train the scorer on; "": the synthetic split
+        "neighbours": 10,        # training documents most like a chunk whose concepts are features
+                                 # (kNN votes and priors, the documents kept in the model); 0: none
+        "neighbour_candidates": 5,  # ... and each member's this many nearest whose concepts join the
+                                    # candidates (with `neighbours` only)
         "C": 1.0,                # inverse regularisation of the logistic regression
         "limit": 20,             # concepts returned per chunk
         "min_score": 0.0,        # probability below which a concept is not returned
@@ -191,6 +278,9 @@ class RerankBackend(TaggerBackend):
         state = json.loads((self.model_dir / STATE).read_text())
         self.candidates = self._candidates(state, thesaurus, self.model_dir)
         scorer = json.loads((self.model_dir / SCORER).read_text())
+        names = _members(state["params"])
+        if scorer["features"] != feature_names(names, self.candidates.memory is not None):
+            raise ModelError(f"rerank: the scorer in {self.model_dir} was trained on other features; refit it")
         self.scorer = LinearScorer(scorer)
         self.trained_on = frozenset(scorer.get("trained_ids", []))
 
@@ -203,7 +293,10 @@ class RerankBackend(TaggerBackend):
         members = {name: get_backend(name)(state["member_params"][name], thesaurus, model_dir / name)
                    for name in _members(params)}
         langs = parse_languages(params["label_languages"], thesaurus.languages(), "backend rerank.label_languages")
-        return Candidates(members, thesaurus, langs, params["candidates"])
+        neighbours = params.get("neighbours", 0)   # models fitted before the memory have none
+        memory = (RecordMemory.load(model_dir / RECORDS, neighbours, params.get("neighbour_candidates", 0))
+                  if neighbours else None)
+        return Candidates(members, thesaurus, langs, params["candidates"], memory)
 
     def suggest(self, chunks: list[str]) -> list[ChunkSuggestions]:
         if not chunks:
@@ -220,37 +313,60 @@ class RerankBackend(TaggerBackend):
         return self.trained_on
 
     def describe(self) -> dict:
+        memory = self.candidates.memory
         return {"members": {n: m.describe() for n, m in self.candidates.members.items()},
-                "scorer": "logistic regression", "trained_on_documents": len(self.trained_on)}
+                "scorer": "logistic regression", "trained_on_documents": len(self.trained_on),
+                "memory": {"documents": len(memory.concepts), "neighbours": memory.neighbours} if memory else None}
 
     @classmethod
     def fit(cls, params: dict, thesaurus, documents: list[dict], out_dir: Path,
             member_params: dict | None = None, validation: list[dict] | None = None) -> dict:
         from ...core.log import get_logger
-        from . import fit_members
+        from . import fit_members, get_backend
 
         log = get_logger("rerank")
         params = cls.resolve_params(params, "rerank")
-        if params["candidates"] < 1 or params["C"] <= 0:
-            raise ConfigError("backend rerank: candidates must be at least 1 and C positive")
+        if params["candidates"] < 1 or params["C"] <= 0 or min(params["neighbours"], params["neighbour_candidates"]) < 0:
+            raise ConfigError("backend rerank: candidates must be at least 1, neighbours and neighbour_candidates "
+                              "at least 0 and C positive")
         names = _members(params)
         docs = load_train_set(params["train_set"], "backend rerank.train_set") if params["train_set"] else documents
         if not docs:
             raise DataError("backend rerank: no training documents for the scorer (synthetic split empty "
                             "and no train_set)")
+        texts = {d["text"] for d in docs}
+        for name in names:   # before any fitting: the refusal should not wait for a fine-tuning
+            tuned_on = get_backend(name).resolve_params((member_params or {}).get(name), name)["train_set"]
+            if tuned_on and texts & {d["text"] for d in load_train_set(tuned_on, f"backend {name}.train_set")}:
+                raise ConfigError(f"backend rerank: member {name} is fine-tuned on the scorer's documents "
+                                  f"({tuned_on}); its cosines there would be inflated: use a zero-shot "
+                                  f"member or other documents")
         out_dir = Path(out_dir)
         resolved, summaries = fit_members(names, member_params, thesaurus, documents, out_dir, validation)
         state = {"params": params, "member_params": resolved}
         (out_dir / STATE).write_text(json.dumps(state, indent=2))
-        candidates = cls._candidates(state, thesaurus, out_dir)
-        features = feature_names(names)
-        doc_uris, doc_X = [], []
-        for i, doc in enumerate(docs):
-            ((uris, X),) = candidates([doc["text"]])
-            doc_uris.append(uris)
-            doc_X.append(X)
-            if (i + 1) % 50 == 0:
-                log.info("rerank: candidate features for %d/%d documents", i + 1, len(docs))
+        candidates = cls._candidates(dict(state, params=dict(params, neighbours=0)), thesaurus, out_dir)
+        trained_ids = sorted(str(d["id"]) for d in docs if "id" in d)
+        # Each document is one chunk. The memory needs every document's vectors before any is
+        # featurised, so the members' views are kept (batch by batch) between the two passes.
+        batch = 16
+        starts = range(0, len(docs), batch)
+        views = []
+        for s in starts:
+            views.append(candidates.views([d["text"] for d in docs[s:s + batch]]))
+            log.info("rerank: encoded %d/%d documents", min(s + batch, len(docs)), len(docs))
+        if params["neighbours"]:
+            vectors = {n: np.vstack([v[n][2] for v in views]) for n in names}
+            candidates.memory = RecordMemory(vectors, [d["uris"] for d in docs], params["neighbours"],
+                                             params["neighbour_candidates"])
+            candidates.memory.save(out_dir / RECORDS)
+        found = []
+        for s, view in zip(starts, views):
+            part = docs[s:s + batch]
+            found += candidates.featurise([d["text"] for d in part], view, list(range(s, s + len(part))))
+            log.info("rerank: candidate features for %d/%d documents", len(found), len(docs))
+        features = feature_names(names, params["neighbours"] > 0)
+        doc_uris, doc_X = [u for u, _ in found], [X for _, X in found]
         golds = [set(d["uris"]) for d in docs]
         top_n = 5
         held_out = out_of_fold(doc_X, doc_uris, golds, params["C"], features, thesaurus, top_n)
@@ -258,7 +374,6 @@ class RerankBackend(TaggerBackend):
             zip(uris, X[:, 0]), key=lambda p: -p[1])][:3 * top_n])[:top_n] for uris, X in zip(doc_uris, doc_X)]
         y = np.concatenate([[u in g for u in uris] for uris, g in zip(doc_uris, golds)])
         scorer = LinearScorer.train(np.vstack(doc_X), y, params["C"], features)
-        trained_ids = sorted(str(d["id"]) for d in docs if "id" in d)
         (out_dir / SCORER).write_text(json.dumps(scorer.state | {"trained_ids": trained_ids}, indent=2))
         reachable = sum(len(g & set(u)) for g, u in zip(golds, doc_uris)) / max(sum(map(len, golds)), 1)
         return {"members": summaries, "scorer_documents": len(docs),
