@@ -90,6 +90,9 @@ def test_a_record_is_featurised_without_itself():
     np.testing.assert_allclose(outside, [[1.0, np.log1p(2)], [0.0, np.log1p(1)], [0.0, np.log1p(1)]])
     inside = memory.features(["a", "b", "c"], query, exclude=0)       # record 0 itself: next is 1
     np.testing.assert_allclose(inside, [[0.8, np.log1p(1)], [0.8, np.log1p(1)], [0.0, np.log1p(1)]])
+    everyone = RecordMemory(vectors, [["a"], ["a", "b"], ["c"]], neighbours=5, candidates=5)
+    assert everyone.concepts_near(query, exclude=2) == {"a", "b"}   # all the others, never itself
+    assert everyone.concepts_near(query, exclude=None) == {"a", "b", "c"}
 
 
 def test_a_member_tuned_on_the_scorers_records_is_refused(tiny_thesaurus, records, tmp_path):

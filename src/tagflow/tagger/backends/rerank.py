@@ -76,9 +76,10 @@ class RecordMemory:
 
     def _nearest(self, name: str, vector: np.ndarray, exclude: int | None, k: int) -> tuple[np.ndarray, np.ndarray]:
         sims = self.vectors[name] @ vector
-        if exclude is not None:
-            sims[exclude] = -np.inf
-        near = np.argsort(-sims)[:k]
+        near = np.argsort(-sims, kind="stable")
+        if exclude is not None:   # the document itself is never its own neighbour
+            near = near[near != exclude]
+        near = near[:k]
         return near, sims[near]
 
     def concepts_near(self, chunk_vectors: dict[str, np.ndarray], exclude: int | None) -> set[str]:
