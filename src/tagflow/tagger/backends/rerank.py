@@ -277,7 +277,10 @@ class RerankBackend(TaggerBackend):
         if self.model_dir is None or not (self.model_dir / SCORER).exists():
             raise ModelError(f"rerank: no fitted scorer in {self.model_dir} (run `tagflow tagger fit`)")
         state = json.loads((self.model_dir / STATE).read_text())
-        self.candidates = self._candidates(state, thesaurus, self.model_dir)
+        neighbours = state["params"].get("neighbours", 0)   # models fitted before the memory have none
+        memory = (RecordMemory.load(self.model_dir / RECORDS, neighbours, state["params"].get("neighbour_candidates", 0))
+                  if neighbours else None)
+        self.candidates = self._candidates(state, thesaurus, self.model_dir, memory)
         scorer = json.loads((self.model_dir / SCORER).read_text())
         names = _members(state["params"])
         if scorer["features"] != feature_names(names, self.candidates.memory is not None):
@@ -286,7 +289,7 @@ class RerankBackend(TaggerBackend):
         self.trained_on = frozenset(scorer.get("trained_ids", []))
 
     @staticmethod
-    def _candidates(state: dict, thesaurus, model_dir: Path) -> Candidates:
+    def _candidates(state: dict, thesaurus, model_dir: Path, memory: RecordMemory | None = None) -> Candidates:
         from . import get_backend
         from .base import parse_languages
 
@@ -294,9 +297,6 @@ class RerankBackend(TaggerBackend):
         members = {name: get_backend(name)(state["member_params"][name], thesaurus, model_dir / name)
                    for name in _members(params)}
         langs = parse_languages(params["label_languages"], thesaurus.languages(), "backend rerank.label_languages")
-        neighbours = params.get("neighbours", 0)   # models fitted before the memory have none
-        memory = (RecordMemory.load(model_dir / RECORDS, neighbours, params.get("neighbour_candidates", 0))
-                  if neighbours else None)
         return Candidates(members, thesaurus, langs, params["candidates"], memory)
 
     def suggest(self, chunks: list[str]) -> list[ChunkSuggestions]:
@@ -346,7 +346,7 @@ class RerankBackend(TaggerBackend):
         resolved, summaries = fit_members(names, member_params, thesaurus, documents, out_dir, validation)
         state = {"params": params, "member_params": resolved}
         (out_dir / STATE).write_text(json.dumps(state, indent=2))
-        candidates = cls._candidates(dict(state, params=dict(params, neighbours=0)), thesaurus, out_dir)
+        candidates = cls._candidates(state, thesaurus, out_dir)   # the memory is attached once built
         trained_ids = sorted(str(d["id"]) for d in docs if "id" in d)
         # Each document is one chunk. The memory needs every document's vectors before any is
         # featurised, so the members' views are kept (batch by batch) between the two passes.
