@@ -94,11 +94,26 @@ def test_without_a_train_set_the_scorer_learns_from_the_fit_documents(tiny_thesa
     assert json.loads((tmp_path / SCORER).read_text())["trained_ids"] == []   # synthetic: no ids kept
 
 
+def test_the_trees_scorer_is_stored_as_numbers_and_ranks_thesaurus_concepts(indexed, tiny_thesaurus, tmp_path):
+    summary = fit_backend(infer(train_set=str(indexed), scorer="trees", trees=20, leaves=4), tiny_thesaurus,
+                          [], [], tmp_path)
+    scorer = json.loads((tmp_path / SCORER).read_text())
+    assert summary["scorer"] == scorer["kind"] == "trees" and len(scorer["trees"]) == 20
+    backend = make_backend(infer(scorer="trees", trees=20, leaves=4), tiny_thesaurus, tmp_path)
+    assert backend.describe()["scorer"] == "trees"
+    (result,) = backend.suggest(["Visitors queued outside the museum to see its new exhibition of paintings."])
+    uris, scores = [s.uri for s in result.suggestions], [s.score for s in result.suggestions]
+    assert uris and len(uris) == len(set(uris)) and all(u in tiny_thesaurus for u in uris)
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+
+
 @pytest.mark.parametrize("params,error,message", [
     ({"members": "lexical"}, ConfigError, r"rerank\.members: one or more distinct embedding backends"),
     ({"members": "embedding,embedding"}, ConfigError, r"rerank\.members"),
     ({"train_set": "no/such/folder"}, DataError, r"rerank\.train_set: 'no/such/folder' must be a \.jsonl file"),
     ({"C": 0.0}, ConfigError, r"C positive"),
+    ({"scorer": "forest"}, ConfigError, r"rerank\.scorer: one of logistic, trees, got 'forest'"),
+    ({"scorer": "trees", "leaves": 1}, ConfigError, r"leaves at least 2"),
 ])
 def test_bad_parameters_are_refused_in_one_line(params, error, message, tiny_thesaurus, tmp_path):
     with pytest.raises(error, match=message):

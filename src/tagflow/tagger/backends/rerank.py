@@ -12,9 +12,10 @@ micro-thesaurus. With `neighbours`, the scorer's training documents are kept in 
 memory (each member's mean window vector of each document, and its concepts) and add two kinds of
 feature: a candidate's vote among the chunk's nearest documents (per member, each neighbour weighted
 by its cosine: the kNN idea of Annif's tfidf backend) and its prior (the log number of documents
-indexed with it); a training document is featurised without itself. A logistic regression
-(standardised features, balanced classes) turns them into a probability; its coefficients are
-stored as JSON, so the scorer is portable and readable.
+indexed with it); a training document is featurised without itself. A scorer turns them into a
+probability: a logistic regression (standardised features, balanced classes) or gradient-boosted
+trees (`scorer: trees`, better from about a thousand training documents); either is stored as
+plain numbers in JSON, so the scorer is portable and readable.
 
 Which documents teach the scorer matters more than the features. Trained on the synthetic
 split it learns that gold concepts are named in the text (true of the teacher's documents, not of
@@ -207,6 +208,7 @@ class Candidates:
 
 class LinearScorer:
     """A standardised logistic regression, kept as plain numbers."""
+    kind = "logistic"
 
     def __init__(self, state: dict):
         self.state = state
@@ -214,17 +216,86 @@ class LinearScorer:
         self.coef, self.intercept = np.array(state["coef"]), float(state["intercept"])
 
     @classmethod
-    def train(cls, X: np.ndarray, y: np.ndarray, C: float, features: list[str]) -> "LinearScorer":
+    def train(cls, X: np.ndarray, y: np.ndarray, params: dict, features: list[str]) -> "LinearScorer":
         from sklearn.linear_model import LogisticRegression
 
         mean, scale = X.mean(0), X.std(0)
         scale[scale == 0] = 1.0
-        model = LogisticRegression(C=C, class_weight="balanced", max_iter=5000).fit((X - mean) / scale, y)
-        return cls({"features": features, "mean": mean.tolist(), "scale": scale.tolist(),
+        model = LogisticRegression(C=params["C"], class_weight="balanced", max_iter=5000).fit((X - mean) / scale, y)
+        return cls({"kind": cls.kind, "features": features, "mean": mean.tolist(), "scale": scale.tolist(),
                     "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0])})
+
+    def weights(self) -> list[float]:
+        return self.coef.tolist()
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(((X - self.mean) / self.scale) @ self.coef + self.intercept)))
+
+
+class TreeScorer:
+    """Gradient-boosted trees (scikit-learn's histogram boosting), kept as plain numbers: each tree
+    as arrays of split feature, threshold, children and leaf value, so the scorer stays a JSON file
+    that any numpy can evaluate. Trees learn what a linear scorer cannot: that a kNN vote matters
+    when the retrievers are unsure, that a label match counts for little in a long chunk; with
+    about a thousand training documents they beat the logistic regression (README, "Records as memory")."""
+    kind = "trees"
+
+    def __init__(self, state: dict):
+        self.state = state
+        self.baseline = float(state["baseline"])
+        self.trees = [{k: np.array(v) for k, v in t.items()} for t in state["trees"]]
+
+    @classmethod
+    def train(cls, X: np.ndarray, y: np.ndarray, params: dict, features: list[str]) -> "TreeScorer":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        model = HistGradientBoostingClassifier(max_iter=params["trees"], max_leaf_nodes=params["leaves"],
+                                               learning_rate=params["learning_rate"], l2_regularization=1.0,
+                                               early_stopping=False, random_state=13).fit(X, y)
+        trees = []
+        for (predictor,) in model._predictors:   # binary: one tree per iteration
+            nodes = predictor.nodes
+            trees.append({"feature": nodes["feature_idx"].tolist(), "threshold": nodes["num_threshold"].tolist(),
+                          "left": nodes["left"].tolist(), "right": nodes["right"].tolist(),
+                          "leaf": nodes["is_leaf"].astype(bool).tolist(), "value": nodes["value"].tolist(),
+                          "gain": nodes["gain"].tolist()})
+        scorer = cls({"kind": cls.kind, "features": features,
+                      "baseline": float(np.ravel(model._baseline_prediction)[0]), "trees": trees})
+        # the export reads scikit-learn's private tree layout: refuse to save a scorer that does not
+        # reproduce the fitted model (a scikit-learn release that changed that layout)
+        sample = X[:: max(1, len(X) // 2000)]
+        if not np.allclose(scorer(sample), model.predict_proba(sample)[:, 1], atol=1e-6):
+            raise ModelError("rerank: the exported trees do not reproduce scikit-learn's model; "
+                             "use scorer: logistic with this scikit-learn version")
+        return scorer
+
+    def weights(self) -> list[float]:
+        """Share of the trees' split gain per feature (what the trees rely on)."""
+        gain = np.zeros(len(self.state["features"]))
+        for t in self.trees:
+            inner = ~t["leaf"]
+            np.add.at(gain, t["feature"][inner], t["gain"][inner])
+        return (gain / max(gain.sum(), 1e-12)).tolist()
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        raw = np.full(len(X), self.baseline)
+        rows = np.arange(len(X))
+        for t in self.trees:
+            node = np.zeros(len(X), dtype=np.int64)
+            while not t["leaf"][node].all():
+                inner = ~t["leaf"][node]
+                at = node[inner]
+                go_left = X[rows[inner], t["feature"][at]] <= t["threshold"][at]
+                node[inner] = np.where(go_left, t["left"][at], t["right"][at])
+            raw += t["value"][node]
+        return 1.0 / (1.0 + np.exp(-raw))
+
+
+SCORERS = {c.kind: c for c in (LinearScorer, TreeScorer)}
+
+
+def load_scorer(state: dict):
+    return SCORERS[state.get("kind", "logistic")](state)   # scorers saved before trees are logistic
 
 
 def f1_with_ci(golds: list[set], preds: list[list[str]]) -> list[float]:
@@ -235,7 +306,7 @@ def f1_with_ci(golds: list[set], preds: list[list[str]]) -> list[float]:
     return [round(float(np.mean(per_doc)), 4), *(round(x, 4) for x in bootstrap_ci(per_doc))]
 
 
-def out_of_fold(doc_X: list, doc_uris: list, golds: list, C: float, features: list[str], thesaurus,
+def out_of_fold(doc_X: list, doc_uris: list, golds: list, params: dict, features: list[str], thesaurus,
                 top_n: int, folds: int = 5, seed: int = 13) -> list[list[str]]:
     """Each document ranked by a scorer trained on the other folds (the honest estimate of what the
     scorer does on documents like its training set)."""
@@ -246,7 +317,7 @@ def out_of_fold(doc_X: list, doc_uris: list, golds: list, C: float, features: li
         train = [i for i in range(len(doc_X)) if i not in held and len(doc_X[i])]
         X = np.vstack([doc_X[i] for i in train])
         y = np.concatenate([[u in golds[i] for u in doc_uris[i]] for i in train])
-        scorer = LinearScorer.train(X, y, C, features)
+        scorer = SCORERS[params["scorer"]].train(X, y, params, features)
         for i in held:
             if len(doc_X[i]):
                 ranked = [doc_uris[i][j] for j in np.argsort(-scorer(doc_X[i]))]
@@ -267,7 +338,11 @@ class RerankBackend(TaggerBackend):
                                  # (kNN votes and priors, the documents kept in the model); 0: none
         "neighbour_candidates": 5,  # ... and each member's this many nearest whose concepts join the
                                     # candidates (with `neighbours` only)
+        "scorer": "logistic",    # logistic (few training documents) | trees (gradient boosting)
         "C": 1.0,                # inverse regularisation of the logistic regression
+        "trees": 200,            # boosting iterations of the trees scorer
+        "leaves": 15,            # leaves per tree
+        "learning_rate": 0.05,   # shrinkage of each tree
         "limit": 20,             # concepts returned per chunk
         "min_score": 0.0,        # probability below which a concept is not returned
     }
@@ -285,7 +360,7 @@ class RerankBackend(TaggerBackend):
         names = _members(state["params"])
         if scorer["features"] != feature_names(names, self.candidates.memory is not None):
             raise ModelError(f"rerank: the scorer in {self.model_dir} was trained on other features; refit it")
-        self.scorer = LinearScorer(scorer)
+        self.scorer = load_scorer(scorer)
         self.trained_on = frozenset(scorer.get("trained_ids", []))
 
     @staticmethod
@@ -316,7 +391,7 @@ class RerankBackend(TaggerBackend):
     def describe(self) -> dict:
         memory = self.candidates.memory
         return {"members": {n: m.describe() for n, m in self.candidates.members.items()},
-                "scorer": "logistic regression", "trained_on_documents": len(self.trained_on),
+                "scorer": self.scorer.kind, "trained_on_documents": len(self.trained_on),
                 "memory": {"documents": len(memory.concepts), "neighbours": memory.neighbours} if memory else None}
 
     @classmethod
@@ -327,9 +402,13 @@ class RerankBackend(TaggerBackend):
 
         log = get_logger("rerank")
         params = cls.resolve_params(params, "rerank")
-        if params["candidates"] < 1 or params["C"] <= 0 or min(params["neighbours"], params["neighbour_candidates"]) < 0:
-            raise ConfigError("backend rerank: candidates must be at least 1, neighbours and neighbour_candidates "
-                              "at least 0 and C positive")
+        if params["scorer"] not in SCORERS:
+            raise ConfigError(f"backend rerank.scorer: one of {', '.join(SCORERS)}, got {params['scorer']!r}")
+        if (params["candidates"] < 1 or params["C"] <= 0 or min(params["neighbours"], params["neighbour_candidates"]) < 0
+                or params["trees"] < 1 or params["leaves"] < 2 or not 0 < params["learning_rate"] <= 1):
+            raise ConfigError("backend rerank: candidates and trees must be at least 1, leaves at least 2, "
+                              "neighbours and neighbour_candidates at least 0, C positive and learning_rate "
+                              "in (0, 1]")
         names = _members(params)
         docs = load_train_set(params["train_set"], "backend rerank.train_set") if params["train_set"] else documents
         if not docs:
@@ -370,11 +449,11 @@ class RerankBackend(TaggerBackend):
         doc_uris, doc_X = [u for u, _ in found], [X for _, X in found]
         golds = [set(d["uris"]) for d in docs]
         top_n = 5
-        held_out = out_of_fold(doc_X, doc_uris, golds, params["C"], features, thesaurus, top_n)
+        held_out = out_of_fold(doc_X, doc_uris, golds, params, features, thesaurus, top_n)
         first_member = [thesaurus.prune_hierarchy([u for u, _ in sorted(
             zip(uris, X[:, 0]), key=lambda p: -p[1])][:3 * top_n])[:top_n] for uris, X in zip(doc_uris, doc_X)]
         y = np.concatenate([[u in g for u in uris] for uris, g in zip(doc_uris, golds)])
-        scorer = LinearScorer.train(np.vstack(doc_X), y, params["C"], features)
+        scorer = SCORERS[params["scorer"]].train(np.vstack(doc_X), y, params, features)
         (out_dir / SCORER).write_text(json.dumps(scorer.state | {"trained_ids": trained_ids}, indent=2))
         reachable = sum(len(g & set(u)) for g, u in zip(golds, doc_uris)) / max(sum(map(len, golds)), 1)
         return {"members": summaries, "scorer_documents": len(docs),
@@ -383,4 +462,4 @@ class RerankBackend(TaggerBackend):
                 "gold_reachable": round(reachable, 4),
                 f"out_of_fold_f1_at_{top_n}": f1_with_ci(golds, held_out),
                 f"{names[0]}_alone_f1_at_{top_n}": f1_with_ci(golds, first_member),
-                "weights": dict(zip(features, np.round(scorer.coef, 3).tolist()))}
+                "scorer": scorer.kind, "weights": dict(zip(features, np.round(scorer.weights(), 3).tolist()))}
