@@ -220,6 +220,25 @@ def test_noop_and_param_changes_rerun_exactly_what_they_reach(project):
     params.write_text(original)
     assert ran(dest, env) == {"tagger_validate"}
 
+    # An inference setting after training: the model is evaluated again in a run of its own,
+    # linked to the training run (MLflow keeps a run's parameters as first logged), and
+    # registered from it; back to the trained setting, the training run holds it again.
+    original = edit(params, "    chunk_overlap: 500\n", "    chunk_overlap: 400\n")
+    assert ran(dest, env) == {"tagger_fit", "tagger_evaluate", "tagger_register", "tagger_pref_evaluate",
+                              "tagger_ipo_register"}
+    train_run = json.loads((dest / "artifacts/tagger/run.json").read_text())["run_id"]
+    eval_run = json.loads((dest / "artifacts/eval/run.json").read_text())["run_id"]
+    assert eval_run != train_run
+    assert json.loads((dest / "reports/registry.json").read_text())["run_id"] == eval_run
+    code = ("import mlflow, json, sys; r = mlflow.MlflowClient().get_run(sys.argv[1]); "
+            "print(json.dumps({'overlap': r.data.params.get('infer.chunk_overlap'), 'tags': r.data.tags}))")
+    run = json.loads(sh([sys.executable, "-c", code, eval_run], dest, env).stdout.strip().splitlines()[-1])
+    assert run["overlap"] == "400" and run["tags"]["training_run"] == train_run
+    assert run["tags"]["changed_params"] == "infer.chunk_overlap"
+    params.write_text(original)
+    ran(dest, env)
+    assert json.loads((dest / "artifacts/eval/run.json").read_text())["run_id"] == train_run
+
     # A training parameter: training, then what its new adapter reaches.
     edit(params, "    learning_rate: 2.0e-4\n", "    learning_rate: 1.0e-4\n")
     assert stale(dest, env) == {"tagger_train", "tagger_ipo"}   # IPO's run records the SFT params

@@ -143,6 +143,15 @@ def resume_run(experiment: str, run_id: str | None, profile: str):
     return run
 
 
+def changed_params(run_id: str, params: dict) -> list[str]:
+    """Names of `params` that the run already holds with another value (MLflow refuses to
+    change a logged parameter)."""
+    import mlflow
+
+    logged = mlflow.get_run(run_id).data.params
+    return sorted(k for k, v in params.items() if k in logged and logged[k] != str(v))
+
+
 def reap_dead_runs() -> None:
     """Close the RUNNING runs of killed processes (core.reaper) before a stage opens its own;
     a store that cannot be searched only costs a warning."""

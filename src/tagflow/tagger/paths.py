@@ -8,6 +8,7 @@ BACKEND_DIR = "artifacts/backend"    # what `tagger_fit` learned for any other b
 RUN_FILE = "artifacts/tagger/run.json"
 PREDICTIONS = "artifacts/eval/predictions.jsonl"
 DEV_PREDICTIONS = "artifacts/eval/dev_predictions.jsonl"
+EVAL_RUN_FILE = "artifacts/eval/run.json"   # the run holding the evaluation (registration logs into it)
 REGISTRY_REPORT = "reports/registry.json"
 PAIRS = "artifacts/pairs/pairs.jsonl"                 # preference pairs sampled from the SFT model
 IPO_DIR = "artifacts/tagger_ipo"     # SFT + IPO: sft/ and ipo/ adapters, tokenizer, tagger.json

@@ -63,8 +63,11 @@ def register(cfg: "Config", model_dir: str, metrics: dict, run_file: str, report
 def run(cfg: "Config") -> dict:
     """Stage `tagger_register`: log the model with its card, register it, apply the gate."""
     c = cfg.tagger
+    # the run that holds the evaluation: the training run, or the evaluation's own run when the
+    # inference settings changed after training (tagger.evaluate)
+    run_file = paths.EVAL_RUN_FILE if Path(paths.EVAL_RUN_FILE).exists() else paths.RUN_FILE
     return register(cfg, paths.model_dir(c.infer.backend), read_json(paths.METRICS_TAGGER, "evaluation metrics"),
-                    paths.RUN_FILE, paths.REGISTRY_REPORT)
+                    run_file, paths.REGISTRY_REPORT)
 
 
 def run_ipo(cfg: "Config") -> dict:
