@@ -32,7 +32,7 @@ TRAIN = [json.loads(line) for f in sorted((ROOT / "trainsets" / "tagger").glob("
 
 
 def test_training_records_are_complete_and_apart_from_the_dev_set():
-    """The records the cpu default's encoder is fine-tuned on: well formed like the dev set, and
+    """The records the cpu default's scorer learns from and keeps as its memory: well formed like the dev set, and
     sharing no document (id or text) with it, so the dev figures stay held out."""
     assert len(TRAIN) >= 300 and {"en", "fr", "es"} <= {r["lang"] for r in TRAIN}
     assert len({r["id"] for r in TRAIN}) == len(TRAIN)
