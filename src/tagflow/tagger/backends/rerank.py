@@ -244,6 +244,19 @@ class TreeScorer:
         self.state = state
         self.baseline = float(state["baseline"])
         self.trees = [{k: np.array(v) for k, v in t.items()} for t in state["trees"]]
+        # all trees as (tree, node) arrays, padded with leaves worth 0, so that scoring walks every
+        # tree at once: one numpy step per tree level instead of one per tree and level
+        width = max(len(t["leaf"]) for t in self.trees)
+
+        def stacked(key: str, fill, dtype):
+            out = np.full((len(self.trees), width), fill, dtype=dtype)
+            for i, t in enumerate(self.trees):
+                out[i, :len(t[key])] = t[key]
+            return out
+
+        self.feature, self.threshold = stacked("feature", 0, np.int64), stacked("threshold", 0.0, np.float64)
+        self.left, self.right = stacked("left", 0, np.int64), stacked("right", 0, np.int64)
+        self.leaf, self.value = stacked("leaf", True, bool), stacked("value", 0.0, np.float64)
 
     @classmethod
     def train(cls, X: np.ndarray, y: np.ndarray, params: dict, features: list[str]) -> "TreeScorer":
@@ -278,17 +291,17 @@ class TreeScorer:
         return (gain / max(gain.sum(), 1e-12)).tolist()
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        raw = np.full(len(X), self.baseline)
-        rows = np.arange(len(X))
-        for t in self.trees:
-            node = np.zeros(len(X), dtype=np.int64)
-            while not t["leaf"][node].all():
-                inner = ~t["leaf"][node]
-                at = node[inner]
-                go_left = X[rows[inner], t["feature"][at]] <= t["threshold"][at]
-                node[inner] = np.where(go_left, t["left"][at], t["right"][at])
-            raw += t["value"][node]
+        raw = np.concatenate([self._raw(X[i:i + 2048]) for i in range(0, len(X), 2048)]) if len(X) else np.zeros(0)
         return 1.0 / (1.0 + np.exp(-raw))
+
+    def _raw(self, X: np.ndarray) -> np.ndarray:
+        trees = np.arange(len(self.trees))[None, :]
+        rows = np.arange(len(X))[:, None]
+        node = np.zeros((len(X), len(self.trees)), dtype=np.int64)   # each row's node in each tree
+        while not (leaf := self.leaf[trees, node]).all():
+            go_left = X[rows, self.feature[trees, node]] <= self.threshold[trees, node]
+            node = np.where(leaf, node, np.where(go_left, self.left[trees, node], self.right[trees, node]))
+        return self.baseline + self.value[trees, node].sum(1)
 
 
 SCORERS = {c.kind: c for c in (LinearScorer, TreeScorer)}
