@@ -243,20 +243,21 @@ class TreeScorer:
     def __init__(self, state: dict):
         self.state = state
         self.baseline = float(state["baseline"])
-        self.trees = [{k: np.array(v) for k, v in t.items()} for t in state["trees"]]
+        trees = state["trees"]
         # all trees as (tree, node) arrays, padded with leaves worth 0, so that scoring walks every
         # tree at once: one numpy step per tree level instead of one per tree and level
-        width = max(len(t["leaf"]) for t in self.trees)
+        width = max(len(t["leaf"]) for t in trees)
 
         def stacked(key: str, fill, dtype):
-            out = np.full((len(self.trees), width), fill, dtype=dtype)
-            for i, t in enumerate(self.trees):
+            out = np.full((len(trees), width), fill, dtype=dtype)
+            for i, t in enumerate(trees):
                 out[i, :len(t[key])] = t[key]
             return out
 
         self.feature, self.threshold = stacked("feature", 0, np.int64), stacked("threshold", 0.0, np.float64)
         self.left, self.right = stacked("left", 0, np.int64), stacked("right", 0, np.int64)
         self.leaf, self.value = stacked("leaf", True, bool), stacked("value", 0.0, np.float64)
+        self.gain = stacked("gain", 0.0, np.float64)
 
     @classmethod
     def train(cls, X: np.ndarray, y: np.ndarray, params: dict, features: list[str]) -> "TreeScorer":
@@ -284,10 +285,7 @@ class TreeScorer:
 
     def weights(self) -> list[float]:
         """Share of the trees' split gain per feature (what the trees rely on)."""
-        gain = np.zeros(len(self.state["features"]))
-        for t in self.trees:
-            inner = ~t["leaf"]
-            np.add.at(gain, t["feature"][inner], t["gain"][inner])
+        gain = np.bincount(self.feature[~self.leaf], self.gain[~self.leaf], minlength=len(self.state["features"]))
         return (gain / max(gain.sum(), 1e-12)).tolist()
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
@@ -295,9 +293,9 @@ class TreeScorer:
         return 1.0 / (1.0 + np.exp(-raw))
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        trees = np.arange(len(self.trees))[None, :]
+        trees = np.arange(len(self.leaf))[None, :]
         rows = np.arange(len(X))[:, None]
-        node = np.zeros((len(X), len(self.trees)), dtype=np.int64)   # each row's node in each tree
+        node = np.zeros((len(X), len(self.leaf)), dtype=np.int64)   # each row's node in each tree
         while not (leaf := self.leaf[trees, node]).all():
             go_left = X[rows, self.feature[trees, node]] <= self.threshold[trees, node]
             node = np.where(leaf, node, np.where(go_left, self.left[trees, node], self.right[trees, node]))
