@@ -135,3 +135,28 @@ def test_predict_cli_bad_input_is_one_line(project, tmp_path, capsys):
     code = main(["--params", str(root / "params.yaml"), "edu", "predict", "--input", str(tmp_path / "bad.jsonl"),
                  "--output", str(tmp_path / "o.jsonl"), "--model", "no-such-model"])
     assert code == 2
+
+
+def test_changed_evaluation_settings_get_a_run_of_their_own(project):
+    """MLflow refuses to change a logged parameter: re-evaluating with other settings (here the
+    bootstrap draws) opens an evaluation run linked to the training run, and registration logs there."""
+    from mlflow import MlflowClient
+
+    from tagflow.core import tracking
+
+    root, cfg, out = project
+    training = tracking.read_run_id(root / paths.RUN_FILE)
+    assert tracking.read_run_id(root / paths.EVAL_RUN_FILE) == training   # first evaluation: the training run
+    n_boot = cfg.edu.evaluate.n_boot
+    cfg.edu.evaluate.n_boot = n_boot + 7
+    try:
+        evaluate.run(cfg)
+        own = tracking.read_run_id(root / paths.EVAL_RUN_FILE)
+        assert own != training
+        run = MlflowClient().get_run(own)
+        assert run.data.tags["training_run"] == training and run.data.tags["changed_params"] == "evaluate.n_boot"
+        assert run.data.params["evaluate.n_boot"] == str(n_boot + 7) and "en/val/spearman" in run.data.metrics
+        assert MlflowClient().get_run(training).data.params["evaluate.n_boot"] == str(n_boot)
+        assert register.run(cfg)["run_id"] == own
+    finally:
+        cfg.edu.evaluate.n_boot = n_boot

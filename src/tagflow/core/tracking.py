@@ -143,6 +143,34 @@ def resume_run(experiment: str, run_id: str | None, profile: str):
     return run
 
 
+@contextlib.contextmanager
+def evaluation_run(experiment: str, training_run_id: str | None, profile: str, params: dict,
+                   ref_path: str | Path) -> Iterator:
+    """The run an evaluation logs into, named in `ref_path` for the registration after it.
+
+    Normally the training run, reopened. If the evaluation's own settings (`params`) changed since
+    that run logged them (top_n, chunking, bootstrap draws...), MLflow refuses to change a logged
+    parameter, so the evaluation gets a run of its own, tagged with the training run and the changed
+    names. `params` are logged either way."""
+    import mlflow
+
+    run = resume_run(experiment, training_run_id, profile)
+    try:
+        changed = changed_params(run.info.run_id, params)
+        if changed:
+            mlflow.end_run()
+            run = mlflow.get_run(start_run(experiment, "evaluate", profile, {}))
+            mlflow.set_tags({"training_run": training_run_id or "unknown",
+                             "changed_params": ", ".join(changed)[:5000]})
+        write_run_ref(ref_path, run.info.run_id, experiment)
+        mlflow.log_params(params)
+        yield run
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run()  # whichever run is active: the training run's context would not end its replacement
+
+
 def changed_params(run_id: str, params: dict) -> list[str]:
     """Names of `params` that the run already holds with another value (MLflow refuses to
     change a logged parameter)."""

@@ -101,9 +101,8 @@ def run(cfg: "Config") -> dict:
                  metrics[f"{name}/val/macro_f1"], metrics[f"{name}/val/binary_f1"])
     write_json(Path(paths.EVAL_DIR) / "confusion.json", matrices)  # rows: annotator 0-5, columns: predicted
     write_json(paths.METRICS, metrics)
-    run_id = tracking.read_run_id(paths.RUN_FILE)
-    with tracking.resume_run(c.tracking.experiment, run_id, cfg.profile):
-        mlflow.log_params(tracking.flatten("evaluate", c.evaluate))
+    with tracking.evaluation_run(c.tracking.experiment, tracking.read_run_id(paths.RUN_FILE), cfg.profile,
+                                 tracking.flatten("evaluate", c.evaluate), paths.EVAL_RUN_FILE):
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(paths.EVAL_DIR, "evaluation")
         for key, (matrix, title) in figures.items():

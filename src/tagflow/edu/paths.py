@@ -5,6 +5,7 @@ EMBED_DIR = "artifacts/edu/embeddings"          # one cache per encoder (+ prefi
 MODELS_DIR = "artifacts/edu/models"             # one folder per setup: head + card
 RUN_FILE = "artifacts/edu/models/run.json"
 EVAL_DIR = "artifacts/edu/eval"                 # predictions per setup and split, confusion CSVs
+EVAL_RUN_FILE = "artifacts/edu/eval/run.json"   # the run holding the evaluation (registration logs into it)
 PLOTS_DIR = "artifacts/edu/plots"               # confusion matrices (DVC plots + MLflow images)
 REGISTRY_REPORT = "reports/edu_registry.json"
 METRICS_DATA = "metrics/edu_data.json"

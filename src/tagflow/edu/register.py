@@ -37,7 +37,8 @@ def run(cfg: "Config") -> dict:
 
     c = cfg.edu
     metrics = read_json(paths.METRICS, "edu evaluation metrics")
-    run_id = tracking.read_run_id(paths.RUN_FILE)
+    # the evaluation's run: the training run, or its own one when evaluation settings changed since
+    run_id = tracking.read_run_id(paths.EVAL_RUN_FILE) or tracking.read_run_id(paths.RUN_FILE)
     decisions = {}
     with tracking.resume_run(c.tracking.experiment, run_id, cfg.profile) as active:
         mlflow.set_tags(tracking.dvc_hashes() | tracking.git_state())

@@ -98,18 +98,8 @@ def run(cfg: "Config") -> dict:
     write_jsonl(paths.PREDICTIONS, predictions)
     write_json(paths.METRICS_TAGGER, metrics)
     params = tracking.flatten("infer", c.infer) | {"evaluate.split": c.evaluate.split}
-    run_id = tracking.read_run_id(paths.RUN_FILE)
-    with tracking.resume_run(c.tracking.experiment, run_id, cfg.profile) as resumed:
-        changed = tracking.changed_params(resumed.info.run_id, params)
-        if changed:
-            # inference settings changed since this model was last evaluated (e.g. top_n, chunking):
-            # MLflow keeps a run's parameters fixed, so the new evaluation gets a run of its own,
-            # linked to the training run, and registration logs the model there
-            mlflow.end_run()
-            tracking.start_run(c.tracking.experiment, "evaluate", cfg.profile, {})
-            mlflow.set_tags({"training_run": run_id or "unknown", "changed_params": ", ".join(changed)[:5000]})
-        tracking.write_run_ref(paths.EVAL_RUN_FILE, mlflow.active_run().info.run_id, c.tracking.experiment)
-        mlflow.log_params(params)
+    with tracking.evaluation_run(c.tracking.experiment, tracking.read_run_id(paths.RUN_FILE), cfg.profile,
+                                 params, paths.EVAL_RUN_FILE):
         mlflow.log_metrics({f"{c.evaluate.split}/{k}": v for k, v in metrics.items() if "/" not in k}
                            | metrics)
         mlflow.log_artifact(paths.PREDICTIONS, "evaluation")
