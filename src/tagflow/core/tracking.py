@@ -145,8 +145,8 @@ def resume_run(experiment: str, run_id: str | None, profile: str):
 
 @contextlib.contextmanager
 def evaluation_run(experiment: str, training_run_id: str | None, profile: str, params: dict,
-                   ref_path: str | Path) -> Iterator:
-    """The run an evaluation logs into, named in `ref_path` for the registration after it.
+                   ref_path: str | Path) -> Iterator[str]:
+    """The run an evaluation logs into (its id), named in `ref_path` for the registration after it.
 
     Normally the training run, reopened. If the evaluation's own settings (`params`) changed since
     that run logged them (top_n, chunking, bootstrap draws...), MLflow refuses to change a logged
@@ -155,28 +155,26 @@ def evaluation_run(experiment: str, training_run_id: str | None, profile: str, p
     import mlflow
 
     run = resume_run(experiment, training_run_id, profile)
+    run_id = run.info.run_id
     try:
-        changed = changed_params(run.info.run_id, params)
+        changed = changed_params(run.data.params, params)
         if changed:
             mlflow.end_run()
-            run = mlflow.get_run(start_run(experiment, "evaluate", profile, {}))
+            run_id = start_run(experiment, "evaluate", profile, {})
             mlflow.set_tags({"training_run": training_run_id or "unknown",
                              "changed_params": ", ".join(changed)[:5000]})
-        write_run_ref(ref_path, run.info.run_id, experiment)
+        write_run_ref(ref_path, run_id, experiment)
         mlflow.log_params(params)
-        yield run
+        yield run_id
     except BaseException:
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run()  # whichever run is active: the training run's context would not end its replacement
 
 
-def changed_params(run_id: str, params: dict) -> list[str]:
-    """Names of `params` that the run already holds with another value (MLflow refuses to
-    change a logged parameter)."""
-    import mlflow
-
-    logged = mlflow.get_run(run_id).data.params
+def changed_params(logged: dict[str, str], params: dict) -> list[str]:
+    """Names of `params` that a run already holds (`logged`, as MLflow keeps them: strings) with
+    another value."""
     return sorted(k for k, v in params.items() if k in logged and logged[k] != str(v))
 
 
