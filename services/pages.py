@@ -44,6 +44,8 @@ def librarian_page() -> str:
 <p id="model-topics" class="muted">Topics: checking…</p>
 <form id="form" onsubmit="return false">
 <fieldset><legend>Document</legend>
+<p><label for="title">Title (optional: it names the subjects, so it helps)</label>
+<input id="title" type="text" maxlength="1000" style="width:100%;box-sizing:border-box"></p>
 <label for="text">Paste the text</label>
 <textarea id="text" rows="10" placeholder="Paste the document's text here"></textarea>
 <p><label for="file">or choose a file (PDF, DOCX, HTML or text)</label>
@@ -85,6 +87,7 @@ function options() {{
   const o = {{lang: $("lang").value, hierarchy: true}};
   if ($("refine").value) o.refine = $("refine").value;
   if ($("top_n").value) o.top_n = parseInt($("top_n").value, 10);
+  if ($("title").value.trim()) o.title = $("title").value.trim();
   return o;
 }}
 

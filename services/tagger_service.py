@@ -5,7 +5,7 @@ educational value: services/edu_endpoints.py), so one service and one page serve
     bentoml serve services.tagger_service:Tagger --host 127.0.0.1 --port 3000   # from the project root
 
 Endpoints (POST, JSON in and out unless said otherwise):
-  /tag        {"text": "...", "top_n": 10, "refine", "lang", "hierarchy"}
+  /tag        {"text": "...", "title", "top_n": 10, "refine", "lang", "hierarchy"} (all but text optional)
               -> {"keywords": [{uri, label, score}], "model": {name, version}, "gate": {...}}
   /tag_batch  {"texts": ["...", ...], ...} -> {"results": [{"keywords": [...]}, ...], "model", "gate"}
   /tag_file   multipart: file (text, HTML, PDF or DOCX) + the same optional fields -> as /tag, plus
@@ -57,6 +57,7 @@ from services.edu_endpoints import EduEndpoints, edu_family
 from services.pages import docs_page, librarian_page
 from services.topics_endpoints import TopicsEndpoints, topics_family
 from tagflow.tagger.config import RegistryConfig
+from tagflow.tagger.text import with_title
 
 MAX_TOP_N = 50
 # The raw body is refused before it is parsed. JSON can spend up to 12 bytes on one character
@@ -76,6 +77,8 @@ TopN = Annotated[int, Field(strict=True, ge=1, le=MAX_TOP_N,
                             description="concepts to return (default: the model's own top_n)")]
 FormTopN = Annotated[int, Field(ge=1, le=MAX_TOP_N, description="concepts to return (default: the model's own)")]
 Hierarchy = Annotated[bool, Field(description="add each concept's broader path and micro-thesaurus")]
+Title = Annotated[str, Field(max_length=1000, description="the document's title, read as its first paragraph "
+                                                           "(titles name subjects densely: better keywords)")]
 
 
 Refine = Literal["none", "specific", "balanced", "broad"]   # see tagflow.tagger.pipeline.refine
@@ -195,22 +198,25 @@ class Tagger(TopicsEndpoints, EduEndpoints):
         return respond(keywords, self.tagger.identity(loaded))
 
     @bentoml.api(route="/tag")
-    async def tag(self, text: Text, top_n: TopN | None = None, refine: Refine | None = None,
-                  lang: Lang | None = None, hierarchy: Hierarchy = False) -> TagResponse:
-        """Keywords (thesaurus concepts) for one document, best first. `refine` resolves
-        parent/child pairs (none, specific, balanced, broad); `lang` picks the labels' language;
-        `hierarchy` adds each concept's broader path and micro-thesaurus."""
-        return await self._answer([text], top_n, refine, lang, hierarchy,
+    async def tag(self, text: Text, title: Title | None = None, top_n: TopN | None = None,
+                  refine: Refine | None = None, lang: Lang | None = None, hierarchy: Hierarchy = False) -> TagResponse:
+        """Keywords (thesaurus concepts) for one document, best first. `title`, when the document
+        has one, is read as its first paragraph; `refine` resolves parent/child pairs (none,
+        specific, balanced, broad); `lang` picks the labels' language; `hierarchy` adds each
+        concept's broader path and micro-thesaurus."""
+        return await self._answer([with_title(text, title)], top_n, refine, lang, hierarchy,
                                   lambda keywords, identity: TagResponse(keywords=keywords[0], **identity))
 
     @bentoml.api(route="/tag_file")
-    async def tag_file(self, file: UploadedFile, top_n: FormTopN | None = None, refine: Refine | None = None,
-                       lang: Lang | None = None, hierarchy: Hierarchy = False) -> FileTagResponse:
-        """Keywords for an uploaded document (multipart/form-data): plain text, HTML, PDF or DOCX."""
+    async def tag_file(self, file: UploadedFile, title: Title | None = None, top_n: FormTopN | None = None,
+                       refine: Refine | None = None, lang: Lang | None = None,
+                       hierarchy: Hierarchy = False) -> FileTagResponse:
+        """Keywords for an uploaded document (multipart/form-data): plain text, HTML, PDF or DOCX,
+        with its `title` when it has one."""
         text = await read_upload(file)
         if isinstance(text, JSONResponse):
             return text
-        return await self._answer([text], top_n, refine, lang, hierarchy, lambda keywords, identity:
+        return await self._answer([with_title(text, title)], top_n, refine, lang, hierarchy, lambda keywords, identity:
                                   FileTagResponse(keywords=keywords[0], chars=len(text), **identity))
 
     @bentoml.api(route="/tag_batch")

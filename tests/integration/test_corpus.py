@@ -93,7 +93,8 @@ def test_a_corpus_is_tagged_once_and_a_killed_run_resumes(champion, mlflow_store
 
 @pytest.mark.parametrize("content,message", [
     ('{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n', r":2: id '1' appears twice"),
-    ('{"id": 1, "text": "  "}\n', r":1: expected an object with an \"id\" and a non-empty \"text\""),
+    ('{"id": 1, "text": "  "}\n', r":1: expected an object with an \"id\", a non-empty \"text\""),
+    ('{"id": 1, "text": "a", "title": 7}\n', r":1: expected an object .* optionally a \"title\" string"),
     ('not json\n', r":1: not a JSON line"),
 ])
 def test_a_bad_corpus_is_refused_with_its_line(tmp_path, content, message):
@@ -108,3 +109,11 @@ def test_an_output_that_is_not_ours_is_refused(tmp_path):
     (tmp_path / "out.jsonl").write_text("id,concepts\n")
     with pytest.raises(DataError, match=r"out.jsonl:1: not a line this command wrote"):
         corpus.pending(docs, tmp_path / "out.jsonl")
+
+
+def test_a_document_is_read_with_its_title(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"id": 1, "title": "Reef bleaching", "text": "Corals died."}\n'
+                    '{"id": 2, "text": "No title here."}\n')
+    docs, done = corpus.pending(path, tmp_path / "out.jsonl")
+    assert [d["text"] for d in docs] == ["Reef bleaching\n\nCorals died.", "No title here."] and done == 0

@@ -203,6 +203,14 @@ def test_tag_returns_the_concepts_found_in_the_text(server):
     assert body["gate"]["target"] == 0.0 and "plumbing-only" in body["gate"]["note"]
 
 
+def test_a_title_is_read_with_the_text(server):
+    body = {"text": "The museum reopened last week.", "title": "Heritage funding for a museum"}
+    labels = [k["label"] for k in server.post("/tag", body).json()["keywords"]]
+    assert labels == ["Museums", "Cultural heritage"]     # "heritage" is only in the title
+    too_long = server.post("/tag", {**body, "title": "x" * 1001})
+    assert too_long.status_code == 400 and "title" in too_long.text
+
+
 def test_hierarchy_adds_broader_path_and_micro_thesaurus_from_the_models_thesaurus(server):
     resp = server.post("/tag", {"text": "universities and a museum", "hierarchy": True, "lang": "fr"})
     assert resp.status_code == 200, resp.text
@@ -612,6 +620,11 @@ def test_librarian_page_tags_a_pasted_text_and_an_uploaded_file(server, browser)
     page.click("#tag-file")
     page.locator("#status").filter(has_text="characters read from the file").wait_for()
     assert [tr.locator("td").nth(1).inner_text() for tr in page.locator("tr.concept").all()] == ["Teachers"]
+    page.fill("#title", "Museum teachers")      # the title is read with the file's text
+    page.click("#tag-file")
+    page.locator("tr.concept").nth(1).wait_for()
+    assert sorted(tr.locator("td").nth(1).inner_text() for tr in page.locator("tr.concept").all()) == ["Museums", "Teachers"]
+    page.fill("#title", "")
     # the file's educational value and topics too (the PDF's text, not the pasted one)
     edu = server.post("/edu_file", files={"file": ("report.pdf", report, "application/pdf")}).json()
     topics = server.post("/topics_file", files={"file": ("report.pdf", report, "application/pdf")}).json()

@@ -118,3 +118,18 @@ def test_the_trees_scorer_is_stored_as_numbers_and_ranks_thesaurus_concepts(inde
 def test_bad_parameters_are_refused_in_one_line(params, error, message, tiny_thesaurus, tmp_path):
     with pytest.raises(error, match=message):
         fit_backend(infer(**params), tiny_thesaurus, [], [], tmp_path)
+
+
+def test_fit_reads_each_record_with_its_title(tiny_thesaurus, tmp_path, monkeypatch):
+    """Records are read as tagging reads a titled document (tagger.text.with_title)."""
+    from tagflow.tagger.backends import rerank
+
+    read = []
+    views = rerank.Candidates.views
+    monkeypatch.setattr(rerank.Candidates, "views", lambda self, chunks: read.extend(chunks) or views(self, chunks))
+    write_jsonl(tmp_path / "records.jsonl", [{"id": f"rec-{i}", "title": "Museum news" if i == 0 else "",
+                                              "text": text, "uris": [T + c for c in gold]}
+                                             for i, (text, gold) in enumerate(INDEXED)])
+    (tmp_path / "out").mkdir()
+    fit_backend(infer(train_set=str(tmp_path / "records.jsonl")), tiny_thesaurus, [], [], tmp_path / "out")
+    assert read == ["Museum news\n\n" + INDEXED[0][0]] + [text for text, _ in INDEXED[1:]]

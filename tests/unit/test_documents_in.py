@@ -77,14 +77,14 @@ def test_pdf_without_text_says_so():
 def test_text_html_pdf_docx_and_jsonl(tmp_path):
     (tmp_path / "a.txt").write_text("Museums of the region.")
     (tmp_path / "b.html").write_text("<p>Teachers</p><script>x()</script>")
-    (tmp_path / "c.jsonl").write_text(json.dumps({"id": "d1", "text": "one"}) + "\n"
+    (tmp_path / "c.jsonl").write_text(json.dumps({"id": "d1", "text": "one", "title": "First"}) + "\n"
                                       + json.dumps({"text": "two"}) + "\n")
     (tmp_path / "d.pdf").write_bytes(make_pdf(["Archaeological sites"]))
     (tmp_path / "e.docx").write_bytes(make_docx(["Primary education"]))
     assert read_documents(str(tmp_path / "a.txt")) == ([{"id": "a", "text": "Museums of the region."}], False)
     assert read_documents(str(tmp_path / "b.html")) == ([{"id": "b", "text": "Teachers"}], False)
     assert read_documents(str(tmp_path / "c.jsonl")) == (
-        [{"id": "d1", "text": "one"}, {"id": "2", "text": "two"}], True)
+        [{"id": "d1", "text": "First\n\none"}, {"id": "2", "text": "two"}], True)   # a title leads its text
     assert read_documents(str(tmp_path / "d.pdf")) == ([{"id": "d", "text": "Archaeological sites"}], False)
     assert read_documents(str(tmp_path / "e.docx")) == ([{"id": "e", "text": "Primary education"}], False)
 
@@ -94,6 +94,7 @@ def test_text_html_pdf_docx_and_jsonl(tmp_path):
     ("doc.pdf", "%PDF-1.4", "doc.pdf: not a readable PDF file"),
     ("doc.odt", "x", "OpenDocument .odt files are not read"),
     ("bad.jsonl", '{"id": 1}\n', 'needs a "text" string'),
+    ("title.jsonl", '{"text": "a", "title": ["b"]}\n', 'a "title" string'),
     ("broken.jsonl", "{not json\n", "not valid JSON"),
 ])
 def test_bad_input_is_named(tmp_path, name, content, message):

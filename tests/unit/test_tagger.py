@@ -33,6 +33,16 @@ def words_text(n_chars: int, seed: int = 0) -> str:
     return " ".join(words)[:n_chars].rstrip()
 
 
+# ---- with_title ----------------------------------------------------------------------------
+
+def test_a_title_is_read_as_the_first_paragraph_once():
+    from tagflow.tagger.text import with_title
+
+    assert with_title("Corals died.", "Reef  bleaching\n") == "Reef bleaching\n\nCorals died."
+    assert with_title("Reef bleaching\n\nCorals died.", "Reef bleaching") == "Reef bleaching\n\nCorals died."
+    assert with_title("Corals died.", None) == with_title("Corals died.", "  ") == "Corals died."
+
+
 # ---- chunk_text ----------------------------------------------------------------------------
 
 def test_short_text_is_one_chunk():

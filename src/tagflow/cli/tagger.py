@@ -33,11 +33,13 @@ _stage("ipo-register", "Register SFT+IPO as a tagger version behind the same gat
 
 
 def read_documents(file: str) -> tuple[list[dict], bool]:
-    """(documents, batch?): a JSONL file of {"id", "text"} is a batch; a text, HTML, PDF or DOCX
+    """(documents, batch?): a JSONL file of {"id", "text", optional "title"} is a batch (each
+    text read with its title: tagger.text.with_title); a text, HTML, PDF or DOCX
     file (or - for stdin, read as text) one document."""
     from ..core.documents import extract_text
     from ..core.errors import DataError
     from ..core.io import read_jsonl
+    from ..tagger.text import with_title
 
     if file == "-":
         return [{"id": "stdin", "text": sys.stdin.read()}], False
@@ -47,9 +49,12 @@ def read_documents(file: str) -> tuple[list[dict], bool]:
     if path.suffix.lower() == ".jsonl":
         rows = read_jsonl(path)
         for n, row in enumerate(rows, 1):
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise DataError(f"{file}:{n}: each line needs a \"text\" string (and optionally \"id\")")
-        return [{"id": row.get("id", str(n)), "text": row["text"]} for n, row in enumerate(rows, 1)], True
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str) \
+                    or not isinstance(row.get("title", ""), str):
+                raise DataError(f"{file}:{n}: each line needs a \"text\" string (and optionally \"id\" "
+                                f"and a \"title\" string)")
+        return [{"id": row.get("id", str(n)), "text": with_title(row["text"], row.get("title"))}
+                for n, row in enumerate(rows, 1)], True
     return [{"id": path.stem, "text": extract_text(path.read_bytes(), str(path))}], False
 
 
@@ -62,18 +67,26 @@ def read_documents(file: str) -> tuple[list[dict], bool]:
 @click.option("--lang", type=click.Choice(["en", "fr", "es", "ar", "ru"]), default=None,
               help="language of the labels (default: the model's own)")
 @click.option("--model", "model_name", default=None, help="registered model (default: params.yaml's)")
+@click.option("--title", default=None, help="the document's title (read as its first paragraph: better "
+              "keywords); a JSONL file gives each document's own \"title\"")
 @click.pass_obj
 def tag(obj: dict, file: str, top_n: int | None, refine: str | None, lang: str | None,
-        model_name: str | None) -> None:
+        model_name: str | None, title: str | None) -> None:
     """Tag FILE with the champion: text, HTML, PDF, DOCX, or - for stdin (one JSON answer), or a JSONL file of
-    {"id", "text"} documents (one JSONL line of ranked concepts per document, all batched)."""
+    {"id", "text", optional "title"} documents (one JSONL line of ranked concepts per document, all batched)."""
     import pandas as pd
 
     from ..core import registry
+    from ..core.errors import DataError
     from ..tagger.artifact import load_card
+    from ..tagger.text import with_title
     from .models import model_name_for
 
     documents, batch = read_documents(file)
+    if title is not None:
+        if batch:
+            raise DataError("--title is for one document; a JSONL file gives each document's \"title\"")
+        documents[0]["text"] = with_title(documents[0]["text"], title)
     name = model_name_for(obj["params"], model_name)
     model, version = registry.load_champion(name)
     params = {k: v for k, v in {"top_n": top_n, "refine": refine, "lang": lang}.items() if v is not None}

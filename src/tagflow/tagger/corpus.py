@@ -1,4 +1,4 @@
-"""Tagging a corpus: a JSONL file of {"id", "text"} documents in, one JSONL line of ranked
+"""Tagging a corpus: a JSONL file of {"id", "text", optional "title"} documents in, one JSONL line of ranked
 concepts per document out (`{"id", "concepts", "model"}`), in batches that can run on many
 workers (flows/corpus.py puts them on a Dask cluster).
 
@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..core.errors import DataError
+from .text import with_title
 
 _LOADED: dict[str, object] = {}   # model URI -> loaded pyfunc, once per worker process
 
@@ -36,7 +37,8 @@ def _read_done(output: Path) -> set[str]:
 
 
 def read_corpus(path: str | Path) -> list[dict]:
-    """The documents of a JSONL corpus, checked: every line an object with an id and a non-empty text."""
+    """The documents of a JSONL corpus, checked: every line an object with an id and a non-empty
+    text; a document's title, when it has one, is read as its first paragraph (text.with_title)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
@@ -50,13 +52,14 @@ def read_corpus(path: str | Path) -> list[dict]:
             except ValueError:
                 raise DataError(f"{path}:{number}: not a JSON line") from None
             if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("text"), str) \
-                    or not row["text"].strip():
-                raise DataError(f"{path}:{number}: expected an object with an \"id\" and a non-empty \"text\"")
+                    or not row["text"].strip() or not isinstance(row.get("title", ""), str):
+                raise DataError(f"{path}:{number}: expected an object with an \"id\", a non-empty \"text\" "
+                                f"and optionally a \"title\" string")
             key = str(row["id"])
             if key in seen:
                 raise DataError(f"{path}:{number}: id {key!r} appears twice")
             seen.add(key)
-            docs.append({"id": row["id"], "text": row["text"]})
+            docs.append({"id": row["id"], "text": with_title(row["text"], row.get("title"))})
     return docs
 
 

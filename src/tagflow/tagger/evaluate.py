@@ -9,16 +9,20 @@ from ..core.errors import DataError
 from ..core.log import Progress
 from .metrics import full_report, output_quality
 from .pipeline import Tagger
+from .text import with_title
 
 if TYPE_CHECKING:
     from ..config import Config
 
 
-def evaluate(tagger: Tagger, rows: list[dict], batch_docs: int = 8) -> tuple[dict, list[dict]]:
+def evaluate(tagger: Tagger, rows: list[dict], batch_docs: int = 8, titles: bool = True) -> tuple[dict, list[dict]]:
+    """Metrics and per-document predictions; each document read with its title when it has one
+    (`titles`; text.with_title), as a library's records would be tagged."""
     progress = Progress("evaluate", len(rows), unit="docs")
     results = []
     for i in range(0, len(rows), batch_docs):
-        results += tagger.tag_many([r["text"] for r in rows[i:i + batch_docs]])
+        results += tagger.tag_many([with_title(r["text"], r.get("title") if titles else None)
+                                    for r in rows[i:i + batch_docs]])
         progress.update(len(results))
     progress.done()
     preds = [[c.uri for c in res.concepts] for res in results]
@@ -92,6 +96,9 @@ def run(cfg: "Config") -> dict:
         check_not_trained_on(tagger.backend, dev, c.evaluate.dev_set)
         dev_metrics, dev_predictions = evaluate(tagger, dev)
         metrics |= {f"dev/{k}": v for k, v in dev_metrics.items()}
+        if any(r.get("title") for r in dev):   # and without them: not every caller has titles
+            untitled, _ = evaluate(tagger, dev, titles=False)
+            metrics |= {f"dev/untitled_{k}": untitled[k] for k in ("f1_doc", "f1_doc_ci_low", "f1_doc_ci_high")}
     else:
         dev_predictions = []  # the stage's output exists either way (DVC tracks it)
     write_jsonl(paths.DEV_PREDICTIONS, dev_predictions)

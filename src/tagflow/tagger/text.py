@@ -98,6 +98,18 @@ def verbatim(text: str, labels) -> bool:
     return False
 
 
+def with_title(text: str, title: str | None = None) -> str:
+    """What a tagger reads of a document: its title, when it has one, as the first paragraph.
+    A title names a document's subjects more densely than any passage of it: on 2,070 records
+    replayed with and without titles, the rerank scorer's out-of-fold F1@5 rose from 0.414 to 0.433
+    and dev F1 from 0.409 to 0.427, and the titled scorer tags untitled text as well as the untitled
+    one (dev 0.409 both; README, "Titles"). A text that already opens with its title is left as is."""
+    title = " ".join((title or "").split())
+    if not title or text.lstrip().startswith(title):
+        return text
+    return f"{title}\n\n{text}"
+
+
 def chunk_text(text: str, size: int, overlap: int) -> list[str]:
     """Windows of at most `size` chars, `overlap` chars shared, cut at whitespace when possible."""
     if overlap >= size:

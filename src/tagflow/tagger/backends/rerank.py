@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ...core.errors import ConfigError, DataError, ModelError
-from ..text import guess_language
+from ..text import guess_language, with_title
 from .base import ChunkSuggestions, Suggestion, TaggerBackend, load_train_set
 
 STATE = "rerank.json"
@@ -425,10 +425,10 @@ class RerankBackend(TaggerBackend):
         if not docs:
             raise DataError("backend rerank: no training documents for the scorer (synthetic split empty "
                             "and no train_set)")
-        texts = {d["text"] for d in docs}
+        scorer_texts = {d["text"] for d in docs}
         for name in names:   # before any fitting: the refusal should not wait for a fine-tuning
             tuned_on = get_backend(name).resolve_params((member_params or {}).get(name), name)["train_set"]
-            if tuned_on and texts & {d["text"] for d in load_train_set(tuned_on, f"backend {name}.train_set")}:
+            if tuned_on and scorer_texts & {d["text"] for d in load_train_set(tuned_on, f"backend {name}.train_set")}:
                 raise ConfigError(f"backend rerank: member {name} is fine-tuned on the scorer's documents "
                                   f"({tuned_on}); its cosines there would be inflated: use a zero-shot "
                                   f"member or other documents")
@@ -438,13 +438,15 @@ class RerankBackend(TaggerBackend):
         (out_dir / STATE).write_text(json.dumps(state, indent=2))
         candidates = cls._candidates(state, thesaurus, out_dir)   # the memory is attached once built
         trained_ids = sorted(str(d["id"]) for d in docs if "id" in d)
-        # Each document is one chunk. The memory needs every document's vectors before any is
-        # featurised, so the members' views are kept (batch by batch) between the two passes.
+        # Each document is one chunk, read with its title as tagging reads one (text.with_title).
+        # The memory needs every document's vectors before any is featurised, so the members'
+        # views are kept (batch by batch) between the two passes.
+        texts = [with_title(d["text"], d.get("title")) for d in docs]
         batch = 16
         starts = range(0, len(docs), batch)
         views = []
         for s in starts:
-            views.append(candidates.views([d["text"] for d in docs[s:s + batch]]))
+            views.append(candidates.views(texts[s:s + batch]))
             log.info("rerank: encoded %d/%d documents", min(s + batch, len(docs)), len(docs))
         if params["neighbours"]:
             vectors = {n: np.vstack([v[n][2] for v in views]) for n in names}
@@ -453,8 +455,8 @@ class RerankBackend(TaggerBackend):
             candidates.memory.save(out_dir / RECORDS)
         found = []
         for s, view in zip(starts, views):
-            part = docs[s:s + batch]
-            found += candidates.featurise([d["text"] for d in part], view, list(range(s, s + len(part))))
+            part = texts[s:s + batch]
+            found += candidates.featurise(part, view, list(range(s, s + len(part))))
             log.info("rerank: candidate features for %d/%d documents", len(found), len(docs))
         features = feature_names(names, params["neighbours"] > 0)
         doc_uris, doc_X = [u for u, _ in found], [X for _, X in found]
