@@ -32,21 +32,23 @@ _stage("pref-evaluate", "Base vs SFT vs SFT+IPO: format, cosine, tagger metrics 
 _stage("ipo-register", "Register SFT+IPO as a tagger version behind the same gate (stage tagger_ipo_register).")
 
 
-def read_documents(file: str) -> tuple[list[dict], bool]:
-    """(documents, batch?): a JSONL file of {"id", "text", optional "title"} is a batch (each
-    text read with its title: tagger.text.with_title); a text, HTML, PDF or DOCX
-    file (or - for stdin, read as text) one document."""
+def read_documents(file: str, title: str | None = None) -> tuple[list[dict], bool]:
+    """(documents, batch?): a JSONL file of {"id", "text", optional "title"} is a batch; a text,
+    HTML, PDF or DOCX file (or - for stdin, read as text) one document, whose `title` is given
+    here. Each text is read with its title (tagger.text.with_title)."""
     from ..core.documents import extract_text
     from ..core.errors import DataError
     from ..core.io import read_jsonl
     from ..tagger.text import with_title
 
     if file == "-":
-        return [{"id": "stdin", "text": sys.stdin.read()}], False
+        return [{"id": "stdin", "text": with_title(sys.stdin.read(), title)}], False
     path = Path(file)
     if not path.is_file():
         raise DataError(f"{file}: no such file")
     if path.suffix.lower() == ".jsonl":
+        if title is not None:
+            raise DataError("--title is for one document; a JSONL file gives each document's \"title\"")
         rows = read_jsonl(path)
         for n, row in enumerate(rows, 1):
             if not isinstance(row, dict) or not isinstance(row.get("text"), str) \
@@ -55,7 +57,7 @@ def read_documents(file: str) -> tuple[list[dict], bool]:
                                 f"and a \"title\" string)")
         return [{"id": row.get("id", str(n)), "text": with_title(row["text"], row.get("title"))}
                 for n, row in enumerate(rows, 1)], True
-    return [{"id": path.stem, "text": extract_text(path.read_bytes(), str(path))}], False
+    return [{"id": path.stem, "text": with_title(extract_text(path.read_bytes(), str(path)), title)}], False
 
 
 @tagger.command()
@@ -77,16 +79,10 @@ def tag(obj: dict, file: str, top_n: int | None, refine: str | None, lang: str |
     import pandas as pd
 
     from ..core import registry
-    from ..core.errors import DataError
     from ..tagger.artifact import load_card
-    from ..tagger.text import with_title
     from .models import model_name_for
 
-    documents, batch = read_documents(file)
-    if title is not None:
-        if batch:
-            raise DataError("--title is for one document; a JSONL file gives each document's \"title\"")
-        documents[0]["text"] = with_title(documents[0]["text"], title)
+    documents, batch = read_documents(file, title)
     name = model_name_for(obj["params"], model_name)
     model, version = registry.load_champion(name)
     params = {k: v for k, v in {"top_n": top_n, "refine": refine, "lang": lang}.items() if v is not None}
